@@ -1,0 +1,5 @@
+import sys
+
+from rlsurrogate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""`rlsurrogate <command> ...`: parse arguments, then call the library.
+
+Each command lives in its own module, which exposes `add_arguments(parser)` and `run(args) -> int`; modules are
+imported only when their command runs, so `rlsurrogate --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rlsurrogate.errors import RLSurrogateError
+
+__all__ = ["main"]
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("rlsurrogate.train", "RL-train a model from a YAML recipe"),
+    "eval": ("rlsurrogate.evaluate", "greedy held-out evaluation: boxed-answer accuracy, format rate, length"),
+    "diagnose": ("rlsurrogate.diagnostics.report", "which reward is the better teacher: reward-variance report"),
+    "bo": ("rlsurrogate.surrogate.bo_cli", "Bayesian optimization of a benchmark or a user function"),
+    "optimize-prompt": ("rlsurrogate.prompt_opt.cli", "optimize an instruction for a black-box LLM"),
+    "serve": ("rlsurrogate.prompt_opt.serve", "serve a local model as an OpenAI-compatible chat endpoint"),
+    "models": ("rlsurrogate.models", "list the embedded models and prepare their trainable checkpoints"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlsurrogate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv)  # prints usage / "invalid choice" and exits
+        return 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"rlsurrogate {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except RLSurrogateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
