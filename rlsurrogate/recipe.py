@@ -1,0 +1,472 @@
+"""Recipes: typed dataclasses loaded from YAML, validated all at once.
+
+A recipe has the sections `model`, `data`, `rewards`, `objective`, `generation`, `training`, `eval`,
+`diagnostics` and `output_dir`. `training` takes any `trl.GRPOConfig` field (checked against GRPOConfig's own
+field types); the other sections are ours. Loading collects every problem (unknown key with a did-you-mean, wrong
+type, value out of range, a global batch not divisible by `num_generations`, missing files, unknown rewards or
+objectives) and raises one `ConfigError` that lists them, one line each, before anything expensive starts.
+
+Example:
+    >>> recipe = load_recipe("recipes/quickstart.yaml", overrides=["training.max_steps=2"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.registry import did_you_mean
+
+__all__ = [
+    "Recipe",
+    "ModelConfig",
+    "LoraConfig",
+    "DataConfig",
+    "RewardSpec",
+    "ObjectiveSpec",
+    "GenerationConfig",
+    "EvalConfig",
+    "DiagnosticsConfig",
+    "load_recipe",
+    "recipe_from_dict",
+    "apply_overrides",
+    "TRAINING_DEFAULTS",
+]
+
+# Our defaults for `training` where they differ from GRPOConfig's: one log line per step (runs are short), no
+# external trackers (offline by default), and no gradient checkpointing (it only slows small models down).
+# `bf16` defaults to whether a bf16-capable GPU is present; GRPOConfig's True fails on a CPU.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "logging_steps": 1,
+    "report_to": "none",
+    "gradient_checkpointing": False,
+    "save_strategy": "steps",
+    "save_steps": 50,
+    "save_total_limit": 2,
+    "max_steps": 100,
+}
+# GRPOConfig fields the recipe sets elsewhere; naming them under `training` would be ambiguous.
+_OWNED_ELSEWHERE = {
+    "output_dir": "output_dir (top level)",
+    "num_generations": "generation",
+    "max_completion_length": "generation",
+    "temperature": "generation",
+    "top_p": "generation",
+    "top_k": "generation",
+    "use_vllm": "generation",
+    "vllm_mode": "generation",
+    "loss_type": "objective.params",
+    "reward_weights": "rewards[i].weight",
+}
+
+
+@dataclass
+class LoraConfig:
+    r: int = field(default=16, metadata={"help": "LoRA rank (peft)."})
+    alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha; peft's lora_alpha."})
+    dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    target_modules: str | list[str] = field(
+        default="all-linear", metadata={"help": 'Modules to adapt; "all-linear" adapts every linear layer.'}
+    )
+
+
+@dataclass
+class ModelConfig:
+    name: str = field(metadata={"help": 'Hub id, local path, or the embedded "smollm2-135m-instruct".'})
+    dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16 | auto."})
+    lora: LoraConfig | None = field(default=None, metadata={"help": "Train a LoRA adapter instead of all weights."})
+
+
+@dataclass
+class DataConfig:
+    task: str | None = field(default=None, metadata={"help": 'Built-in task name, e.g. "arithmetic".'})
+    path: str | None = field(default=None, metadata={"help": "JSONL file with one example per line."})
+    hf_dataset: str | None = field(default=None, metadata={"help": "Hugging Face dataset name or local dir."})
+    hf_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
+    split: str = field(default="train", metadata={"help": "Split of hf_dataset to train on."})
+    eval_split: str | None = field(default=None, metadata={"help": "Held-out split; default: tail of `split`."})
+    columns: dict[str, str] = field(
+        default_factory=dict, metadata={"help": "Maps our column names (prompt, answer) to the dataset's."}
+    )
+    template: str | None = field(
+        default=None, metadata={"help": 'Prompt template over the row\'s columns, e.g. "{question} Put ..."'}
+    )
+    system_prompt: str | None = field(default=None, metadata={"help": "System message prepended to each prompt."})
+    num_train: int | None = field(default=256, metadata={"help": "Training prompts (None: all)."})
+    num_eval: int = field(default=32, metadata={"help": "Held-out prompts for eval before/after training."})
+    seed: int = field(default=0, metadata={"help": "Seed of the task generator and of subsampling."})
+
+
+@dataclass
+class RewardSpec:
+    name: str = field(metadata={"help": 'Registry name, "pkg.module:fn" or "path/file.py:fn".'})
+    weight: float = field(default=1.0, metadata={"help": "Weight in the summed reward (TRL reward_weights)."})
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": "Arguments of the reward's factory."})
+
+
+@dataclass
+class ObjectiveSpec:
+    name: str = field(default="grpo", metadata={"help": "Objective registry name: grpo, dapo, dr_grpo, ..., disco."})
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": "The objective's config fields."})
+
+
+@dataclass
+class GenerationConfig:
+    num_generations: int = field(default=8, metadata={"help": "Completions per prompt (G); TRL needs >= 2."})
+    max_completion_length: int = field(default=256, metadata={"help": "Max new tokens per completion."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (TRL default 1.0)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    top_k: int = field(default=0, metadata={"help": "Top-k sampling; 0 disables."})
+    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (GPU; `pip install rlsurrogate[vllm]`)."})
+    vllm_mode: str = field(default="colocate", metadata={"help": "colocate (in the trainer's GPUs) | server."})
+
+
+@dataclass
+class EvalConfig:
+    num_prompts: int | None = field(default=None, metadata={"help": "Held-out prompts to evaluate (default: data.num_eval)."})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "Default: generation.max_completion_length."})
+    batch_size: int = field(default=16, metadata={"help": "Prompts per greedy generate call."})
+    before: bool = field(default=True, metadata={"help": "Evaluate before training."})
+    after: bool = field(default=True, metadata={"help": "Evaluate after training."})
+
+
+@dataclass
+class DiagnosticsConfig:
+    enabled: bool = field(default=True, metadata={"help": "Log per-reward within-group variance each step."})
+    flat_threshold: float = field(
+        default=0.95, metadata={"help": "Warn when this share of prompts has zero reward variance ..."}
+    )
+    flat_steps: int = field(default=20, metadata={"help": "... for this many consecutive steps."})
+
+
+@dataclass
+class Recipe:
+    model: ModelConfig
+    data: DataConfig
+    rewards: list[RewardSpec]
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    training: dict[str, Any] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    output_dir: str = "outputs/run"
+    source: str | None = field(default=None, metadata={"help": "The YAML file this recipe came from."})
+
+    def training_value(self, key: str) -> Any:
+        """A training field as it will reach GRPOConfig (recipe value, else our default, else TRL's)."""
+        if key in self.training:
+            return self.training[key]
+        if key in TRAINING_DEFAULTS:
+            return TRAINING_DEFAULTS[key]
+        return _grpo_field_defaults().get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None) -> Recipe:
+    """Reads, overrides (`section.key=value`) and validates a YAML recipe; raises one ConfigError listing all problems."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {path}: no such file.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {path}: not valid YAML: {err}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe {path}: the top level must be a mapping of sections, got {type(raw).__name__}.")
+    raw = apply_overrides(raw, overrides or [])
+    return recipe_from_dict(raw, source=str(path), num_processes=num_processes)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Applies `a.b=value` strings (value parsed as YAML) to a nested dict, returning a new dict."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            problems.append(f"--set {item!r}: expected section.key=value, e.g. training.max_steps=10.")
+            continue
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part.isdigit() and isinstance(node, list) and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if not isinstance(node, dict | list):
+            problems.append(f"--set {item!r}: {key} does not name a field.")
+            continue
+        parsed = yaml.safe_load(value) if value else None
+        if isinstance(node, list):
+            node[int(parts[-1])] = parsed
+        else:
+            node[parts[-1]] = parsed
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_processes: int | None = None) -> Recipe:
+    """Builds and validates a Recipe from a plain dict (the parsed YAML)."""
+    problems: list[str] = []
+    sections = {f.name: f for f in dataclasses.fields(Recipe) if f.name != "source"}
+    for key in raw:
+        if key not in sections:
+            problems.append(f"{key}: unknown section.{did_you_mean(str(key), list(sections))} Valid: {', '.join(sections)}.")
+    for required in ("model", "data", "rewards"):
+        if required not in raw:
+            problems.append(f"{required}: missing; every recipe names its {required}.")
+    if problems:
+        raise ConfigError(problems, header=_header(source))
+
+    model = _build(ModelConfig, raw.get("model"), "model", problems)
+    if model is not None and isinstance(raw["model"].get("lora"), dict):
+        model.lora = _build(LoraConfig, raw["model"]["lora"], "model.lora", problems)
+    data = _build(DataConfig, raw.get("data"), "data", problems)
+    rewards_raw = raw.get("rewards")
+    rewards: list[RewardSpec] = []
+    if not isinstance(rewards_raw, list) or not rewards_raw:
+        problems.append("rewards: must be a non-empty list of {name, weight, params}.")
+    else:
+        for i, item in enumerate(rewards_raw):
+            if isinstance(item, str):
+                item = {"name": item}
+            spec = _build(RewardSpec, item, f"rewards[{i}]", problems)
+            if spec is not None:
+                rewards.append(spec)
+    recipe = Recipe(
+        model=model or ModelConfig(name="?"),
+        data=data or DataConfig(),
+        rewards=rewards,
+        objective=_build(ObjectiveSpec, raw.get("objective", {}), "objective", problems) or ObjectiveSpec(),
+        generation=_build(GenerationConfig, raw.get("generation", {}), "generation", problems) or GenerationConfig(),
+        training=raw.get("training") or {},
+        eval=_build(EvalConfig, raw.get("eval", {}), "eval", problems) or EvalConfig(),
+        diagnostics=_build(DiagnosticsConfig, raw.get("diagnostics", {}), "diagnostics", problems)
+        or DiagnosticsConfig(),
+        output_dir=str(raw.get("output_dir", "outputs/run")),
+        source=source,
+    )
+    if not problems:  # semantic checks need well-typed sections
+        problems += _check_semantics(recipe, num_processes or _world_size())
+    if problems:
+        raise ConfigError(problems, header=_header(source))
+    return recipe
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _header(source: str | None) -> str:
+    return f"recipe {source or '<dict>'} has problems:"
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
+    """Instantiates dataclass `cls` from `raw`, appending one line per unknown key, missing field or wrong type."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping, got {type(raw).__name__} {raw!r}.")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    ok = True
+    for key, value in raw.items():
+        if key not in fields:
+            problems.append(f"{where}.{key}: unknown key.{did_you_mean(str(key), list(fields))} Valid: {', '.join(fields)}.")
+            ok = False
+        elif _is_dataclass_type(hints[key]) and isinstance(value, dict):
+            continue  # nested section, built by the caller
+        elif not _type_ok(value, hints[key]):
+            problems.append(f"{where}.{key} = {value!r}: must be {_type_name(hints[key])}.")
+            ok = False
+    for name, f in fields.items():
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in raw:
+            problems.append(f"{where}.{name}: missing; {f.metadata.get('help', 'required')}")
+            ok = False
+    if not ok:
+        return None
+    kwargs = {k: v for k, v in raw.items() if not (_is_dataclass_type(hints[k]) and isinstance(v, dict))}
+    return cls(**kwargs)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return any(dataclasses.is_dataclass(arg) for arg in (typing.get_args(tp) or (tp,)))
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item_tp) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def _grpo_field_defaults() -> dict[str, Any]:
+    from trl import GRPOConfig
+
+    return {
+        f.name: f.default for f in dataclasses.fields(GRPOConfig) if f.default is not dataclasses.MISSING and f.init
+    }
+
+
+def _check_training(training: dict[str, Any]) -> list[str]:
+    from trl import GRPOConfig
+
+    problems = []
+    fields = {f.name: f for f in dataclasses.fields(GRPOConfig) if f.init}
+    hints = typing.get_type_hints(GRPOConfig)
+    for key, value in training.items():
+        if key in _OWNED_ELSEWHERE:
+            problems.append(f"training.{key}: set it under {_OWNED_ELSEWHERE[key]}, not training.")
+        elif key not in fields:
+            problems.append(f"training.{key}: not a GRPOConfig field.{did_you_mean(key, list(fields))}")
+        elif value is not None and not _type_ok(value, hints.get(key, Any)):
+            problems.append(f"training.{key} = {value!r}: must be {_type_name(hints[key])}.")
+    return problems
+
+
+def _check_semantics(recipe: Recipe, num_processes: int) -> list[str]:
+    from rlsurrogate import models, rewards, tasks
+    from rlsurrogate.objectives import OBJECTIVES
+
+    problems = models.check_model_name(recipe.model.name)
+    if recipe.model.dtype not in ("float32", "bfloat16", "float16", "auto"):
+        problems.append(f'model.dtype = "{recipe.model.dtype}": must be float32, bfloat16, float16 or auto.')
+    if recipe.model.lora is not None and recipe.model.lora.r < 1:
+        problems.append(f"model.lora.r = {recipe.model.lora.r}: must be >= 1; 8-64 is typical.")
+
+    data = recipe.data
+    sources = [s for s in ("task", "path", "hf_dataset") if getattr(data, s)]
+    if len(sources) != 1:
+        problems.append(f"data: set exactly one of task, path, hf_dataset (got {', '.join(sources) or 'none'}).")
+    if data.task and data.task not in tasks.task_names():
+        problems.append(f'data.task = "{data.task}": unknown.{did_you_mean(data.task, tasks.task_names())} '
+                        f"Valid: {', '.join(tasks.task_names())}.")
+    if data.path and not Path(data.path).is_file():
+        problems.append(f'data.path = "{data.path}": no such file (paths are relative to the working directory).')
+    if data.num_train is not None and data.num_train < 1:
+        problems.append(f"data.num_train = {data.num_train}: must be >= 1 (or null for the whole split).")
+    if data.num_eval < 0:
+        problems.append(f"data.num_eval = {data.num_eval}: must be >= 0.")
+
+    for i, spec in enumerate(recipe.rewards):
+        params = dict(spec.params)
+        if "max_length" in _reward_factory_parameters(spec.name) and "max_length" not in params:
+            params["max_length"] = recipe.generation.max_completion_length
+        problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
+
+    if recipe.objective.name not in OBJECTIVES:
+        problems.append(f'objective.name = "{recipe.objective.name}": unknown objective.'
+                        f"{did_you_mean(recipe.objective.name, OBJECTIVES.names())} Valid: {', '.join(OBJECTIVES.names())}.")
+    else:
+        try:
+            objective = OBJECTIVES.get(recipe.objective.name)(**recipe.objective.params)
+            problems += objective.check(recipe)
+        except ConfigError as err:
+            problems += [f"objective: {p}" for p in err.problems]
+        except TypeError as err:
+            problems.append(f"objective.params: {err}.")
+
+    gen = recipe.generation
+    if gen.num_generations < 2:
+        problems.append(f"generation.num_generations = {gen.num_generations}: must be >= 2 (group baselines need two).")
+    if gen.max_completion_length < 1:
+        problems.append(f"generation.max_completion_length = {gen.max_completion_length}: must be >= 1.")
+    if gen.temperature <= 0:
+        problems.append(f"generation.temperature = {gen.temperature}: must be > 0 (GRPO samples; 0.6-1.0 is typical).")
+    if not 0 < gen.top_p <= 1:
+        problems.append(f"generation.top_p = {gen.top_p}: must be in (0, 1].")
+    if gen.vllm_mode not in ("colocate", "server"):
+        problems.append(f'generation.vllm_mode = "{gen.vllm_mode}": must be "colocate" or "server".')
+
+    problems += _check_training(recipe.training)
+    if not problems:
+        problems += _check_batch(recipe, num_processes)
+    if recipe.eval.batch_size < 1:
+        problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
+    if not 0 < recipe.diagnostics.flat_threshold <= 1:
+        problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
+    return problems
+
+
+def _reward_factory_parameters(name: str) -> list[str]:
+    """Parameter names of a built-in reward's factory (user references: none known without importing them)."""
+    import inspect
+
+    from rlsurrogate.rewards import REWARDS
+
+    return list(inspect.signature(REWARDS.get(name)).parameters) if name in REWARDS else []
+
+
+def _check_batch(recipe: Recipe, num_processes: int) -> list[str]:
+    problems = []
+    lr = recipe.training_value("learning_rate")
+    if lr is not None and not lr > 0:
+        problems.append(f"training.learning_rate = {lr}: must be > 0; 1e-6 (paper scale) to 5e-5 (small models).")
+    per_device = recipe.training_value("per_device_train_batch_size")
+    accumulation = recipe.training_value("gradient_accumulation_steps")
+    for key, value in (("per_device_train_batch_size", per_device), ("gradient_accumulation_steps", accumulation)):
+        if value < 1:
+            problems.append(f"training.{key} = {value}: must be >= 1.")
+    if problems:
+        return problems
+    steps_per_generation = recipe.training_value("steps_per_generation") or accumulation
+    generation_batch = recipe.training_value("generation_batch_size")
+    global_batch = generation_batch or per_device * num_processes * steps_per_generation
+    G = recipe.generation.num_generations
+    if global_batch % G:
+        problems.append(
+            f"batch: {global_batch} completions per generation (per_device_train_batch_size {per_device} x "
+            f"{num_processes} processes x steps_per_generation {steps_per_generation}) is not divisible by "
+            f"num_generations {G}; make per_device_train_batch_size a multiple of {G}, or change num_generations."
+        )
+    return problems
