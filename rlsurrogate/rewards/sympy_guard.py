@@ -1,0 +1,343 @@
+"""Is a boxed answer valid mathematics? SymPy parsing that is safe on adversarial text and bounded in time.
+
+The format surrogate of Xin et al. 2025 (arXiv 2505.19439, §2 and App. A.8) counts a `\\boxed{...}` as valid when
+its content parses in SymPy after normalisation, with a single `=` read as `==` (official code: `val_by_sympy`,
+which normalises LaTeX to text and calls `sympy.parse_expr`). We keep that rule and make it safe to run on model
+output, in any thread:
+
+1. Size: content longer than `MAX_BOXED_CHARS` is invalid (a 1 MB string is rejected before any parsing).
+2. Normalisation (`latex_to_sympy_text`, our own wording of the usual MATH-answer normalisation): LaTeX commands
+   become SymPy syntax (`\\frac{a}{b}` -> `((a)/(b))`, `\\sqrt`, `\\cdot`, `\\le`, `\\infty`, `^` -> `**`, ...).
+   The result must use a small character set (letters, digits, operators, brackets, commas, dots), so `eval`
+   inside `parse_expr` never sees attribute access, underscores, strings or lambdas.
+3. Parsing with evaluation off (`evaluate=False`, thread-local in SymPy), so `9^9^9^9` and `100000!` stay
+   unevaluated trees instead of hanging the process in a big-integer power.
+4. Magnitude bound (`_log10_bound`): a tree whose value would have more than `MAX_DIGITS` digits (power towers,
+   huge factorials or binomials) is invalid, because no grader can compare it in time.
+5. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent. It interrupts
+   pure-Python work (SymPy, math-verify); steps 1-4 keep C-level work (big-int arithmetic) small. It is skipped when
+   a tracer is already installed (a debugger or coverage), leaving steps 1-4 as the guard.
+
+Deviations from the official code: the official parse evaluates (so `9^9^9^9` hangs it, and its timeout decides);
+here such input is invalid (score 0). Half-open intervals `[0,1)` are valid here (brackets become parentheses);
+the official parse rejects them. Checked: the paper's valid/invalid examples (App. A.8) classify as in the paper.
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+import math
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "MAX_DIGITS",
+    "DeadlineExceeded",
+    "is_valid_math",
+    "latex_to_sympy_text",
+    "safe_parse",
+    "time_limit",
+]
+
+# Budget for parsing one answer; the goal is <= 100 ms per completion, extraction and overhead included.
+DEFAULT_TIMEOUT_S = 0.05
+# Values with more digits than this are "not computable in time": 10^4 digits takes microseconds to build, while
+# the next power tower (9^9^9 has 3.7e8 digits) takes minutes.
+MAX_DIGITS = 10_000
+# Python's own parser refuses deeper nesting ("too many nested parentheses" at 200); stop earlier, cheaply.
+_MAX_NESTING = 100
+_MAX_TREE_NODES = 5_000
+
+_GREEK = (
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi omicron "
+    "rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi "
+    "Omega"
+).split()
+_FUNCTIONS = {
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "log",
+    "ln",
+    "exp",
+    "max",
+    "min",
+    "gcd",
+    "lcm",
+    "det",
+}
+_SIMPLE_COMMANDS = [
+    # (LaTeX, replacement), applied in order; longer names before their prefixes.
+    (r"\\\$|\\%|%|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ", ""),
+    (r"\\left|\\right|\\displaystyle|\\limits|\\!|\\,|\\;|\\:|\\ |\\quad|\\qquad|~|\$", " "),
+    (r"\\[dt]frac", r"\\frac"),
+    (r"\\(?:cdot|times|ast)(?![A-Za-z])", "*"),
+    (r"\\div(?![A-Za-z])", "/"),
+    (r"\\(?:pm|mp)(?![A-Za-z])", "+"),
+    (r"\\(?:leqslant|leq|le)(?![A-Za-z])", "<="),
+    (r"\\(?:geqslant|geq|ge)(?![A-Za-z])", ">="),
+    (r"\\(?:neq|ne)(?![A-Za-z])", "!="),
+    (r"\\lt(?![A-Za-z])", "<"),
+    (r"\\gt(?![A-Za-z])", ">"),
+    (r"\\infty(?![A-Za-z])", "oo"),
+    (r"\\ln(?![A-Za-z])", "log"),
+    (r"\\lambda(?![A-Za-z])", "lamda"),  # `lambda` is a Python keyword; SymPy spells the symbol `lamda`
+    (r"\\(?:ldots|cdots|dots|vdots)(?![A-Za-z])", ""),
+    (r"\\[{}]", lambda m: "(" if m.group() == "\\{" else ")"),
+    (r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|operatorname|mbox|hbox)\s*\{([^{}]*)\}", r" \1 "),
+    (r"_\s*\{\s*([A-Za-z0-9]+)\s*\}", r"\1"),  # x_{12} -> x12
+    (r"_\s*([A-Za-z0-9])", r"\1"),  # x_1 -> x1
+]
+_COMPILED_COMMANDS = [(re.compile(p), r) for p, r in _SIMPLE_COMMANDS]
+_BRACED_COMMAND = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])")
+_ALLOWED = re.compile(r"^[0-9A-Za-z\s+\-*/().,<>=!|&]*$")
+_ATTRIBUTE = re.compile(r"\.\s*[A-Za-z]")
+_WORD = re.compile(r"[A-Za-z]+")
+_FORBIDDEN_WORDS = frozenset(keyword.kwlist) | {"print", "exec", "eval", "open", "input", "compile", "globals"}
+
+
+class DeadlineExceeded(BaseException):
+    """Raised inside the guarded code when its time budget is spent.
+
+    A BaseException, so that library code catching `Exception` cannot swallow it and keep running.
+    """
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise `DeadlineExceeded` inside the block once it has used `seconds` of CPU time (pure-Python code only).
+
+    Works in any thread: it installs a trace function on the calling thread only (no signals), which checks the
+    thread's CPU time at every function call; CPU time rather than wall time, so that a busy machine does not turn
+    slow-but-fine answers into zeros. Does nothing when a tracer (debugger, coverage) is already installed on this
+    thread, and nothing inside a block that already has a deadline (the outer one stays in force).
+
+    Example:
+        >>> with time_limit(1.0):
+        ...     x = sum(range(10))
+    """
+    if sys.gettrace() is not None:
+        yield
+        return
+    deadline = time.thread_time() + seconds
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        if time.thread_time() > deadline:
+            raise DeadlineExceeded(f"time limit of {seconds:g} s exceeded")
+        return None  # no per-line tracing: only function calls are checked
+
+    sys.settrace(tracer)
+    try:
+        yield
+    finally:
+        sys.settrace(None)
+
+
+def latex_to_sympy_text(latex: str) -> str | None:
+    """Normalise a LaTeX answer to `parse_expr` syntax, or None when it cannot be valid or safe.
+
+    Example:
+        >>> latex_to_sympy_text("x^2 + 12y =1")
+        'x**2 + 12y ==1'
+    """
+    s = latex.strip()
+    if not s or len(s) > MAX_BOXED_CHARS:
+        return None
+    for pattern, replacement in _COMPILED_COMMANDS:
+        s = pattern.sub(replacement, s)
+    s = _expand_braced_commands(s)
+    if s is None:
+        return None
+    s = re.sub(r"\\([A-Za-z]+)", r" \1 ", s)  # remaining commands (\sin, \pi, \alpha) -> their names
+    s = s.replace("{", "(").replace("}", ")").replace("[", "(").replace("]", ")").replace("^", "**")
+    s = re.sub(r"(?<![=!<>])=(?!=)", "==", s)  # the paper's rule: a single `=` is an equation
+    s = s.strip()
+    if not s or not _ALLOWED.match(s) or _ATTRIBUTE.search(s):
+        return None
+    if any(w in _FORBIDDEN_WORDS for w in _WORD.findall(s)):
+        return None
+    if _nesting(s) > _MAX_NESTING:
+        return None
+    return s
+
+
+def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
+    """Parse a LaTeX answer into an unevaluated SymPy object; None if invalid, unsafe or too slow.
+
+    Args:
+        latex: the content of a `\\boxed{...}`.
+        timeout_s: time budget for parsing and the magnitude check.
+
+    Returns:
+        The SymPy expression (or tuple of them), or None.
+    """
+    text = latex_to_sympy_text(latex)
+    if text is None:
+        return None
+    _namespace()  # import SymPy outside the deadline: an import cut short would leave broken modules behind
+    try:
+        with time_limit(timeout_s):
+            expr = _parse(text)
+            if _log10_bound(expr, [0]) > MAX_DIGITS:
+                return None
+            return expr
+    except (DeadlineExceeded, RecursionError, MemoryError):
+        return None
+    except Exception:  # any parse failure means "not valid mathematics"
+        return None
+
+
+def is_valid_math(latex: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """The paper's format test on a boxed answer: non-empty and SymPy-parsable after normalisation.
+
+    Example:
+        >>> is_valid_math("\\\\frac{3}{2}"), is_valid_math("x +* 2"), is_valid_math("(0,1 ")
+        (True, False, False)
+    """
+    return latex is not None and safe_parse(latex, timeout_s) is not None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _expand_braced_commands(s: str) -> str | None:
+    # \frac{a}{b} -> ((a)/(b)), \frac12 -> ((1)/(2)), \sqrt{a} -> sqrt(a), \sqrt[n]{a} -> ((a)**(1/(n))),
+    # \binom{n}{k} -> binomial(n,k). Scans left to right; nested commands are handled when the loop reaches them.
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        m = _BRACED_COMMAND.search(s, i)
+        if m is None:
+            out.append(s[i:])
+            break
+        out.append(s[i : m.start()])
+        j = m.end()
+        if m.group(1) == "sqrt":
+            root = None
+            k = _skip_space(s, j)
+            if k < len(s) and s[k] == "[":
+                close = s.find("]", k)
+                if close < 0:
+                    return None
+                root, j = s[k + 1 : close], close + 1
+            arg, j = _argument(s, j)
+            if arg is None:
+                return None
+            out.append(f"sqrt({arg})" if root is None else f"(({arg})**(1/({root})))")
+        else:
+            a, j = _argument(s, j)
+            b, j = _argument(s, j) if a is not None else (None, j)
+            if a is None or b is None:
+                return None
+            out.append(f"(({a})/({b}))" if m.group(1) == "frac" else f"binomial({a},{b})")
+        i = j
+    return "".join(out)
+
+
+def _argument(s: str, i: int) -> tuple[str | None, int]:
+    # One LaTeX argument starting at s[i]: a brace group (returned without braces) or a single character.
+    i = _skip_space(s, i)
+    if i >= len(s):
+        return None, i
+    if s[i] != "{":
+        return (s[i], i + 1) if s[i] not in "}\\" else (None, i)
+    depth = 0
+    for k in range(i, len(s)):
+        depth += {"{": 1, "}": -1}.get(s[k], 0)
+        if depth == 0:
+            return s[i + 1 : k], k + 1
+    return None, len(s)
+
+
+def _skip_space(s: str, i: int) -> int:
+    while i < len(s) and s[i] == " ":
+        i += 1
+    return i
+
+
+def _nesting(s: str) -> int:
+    depth = deepest = 0
+    for ch in s:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
+
+
+@functools.lru_cache(maxsize=1)
+def _namespace() -> tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]:
+    # SymPy is imported on first use so that `import rlsurrogate.rewards` stays light.
+    import sympy
+    from sympy.core.parameters import evaluate  # noqa: F401 - imported here, before any deadline starts
+    from sympy.parsing.sympy_parser import implicit_multiplication_application, parse_expr, standard_transformations  # noqa: F401,E501
+
+    global_dict: dict[str, Any] = {}
+    exec("from sympy import *", global_dict)  # noqa: S102 - fixed string: SymPy's own namespace, as parse_expr does
+    global_dict["__builtins__"] = {}  # model output never reaches Python builtins
+    local_dict = {name: sympy.Symbol(name) for name in _GREEK if name != "lambda"}
+    local_dict.update({"lamda": sympy.Symbol("lamda"), "E": sympy.E, "e": sympy.E, "i": sympy.I})
+    return global_dict, local_dict, standard_transformations + (implicit_multiplication_application,)
+
+
+def _parse(text: str) -> Any:
+    from sympy.core.parameters import evaluate
+    from sympy.parsing.sympy_parser import parse_expr
+
+    global_dict, local_dict, transformations = _namespace()
+    with evaluate(False):  # thread-local in SymPy: other threads keep their setting
+        return parse_expr(
+            text, local_dict=dict(local_dict), global_dict=global_dict, transformations=transformations, evaluate=False
+        )
+
+
+def _log10_bound(expr: Any, count: list[int]) -> float:
+    # Rough upper bound on log10(1 + |value|) of an unevaluated tree, symbols counted as magnitude 1. It only has
+    # to separate "a few thousand digits" from "towers": constant factors do not matter.
+    import sympy
+
+    count[0] += 1
+    if count[0] > _MAX_TREE_NODES:
+        return math.inf
+    if isinstance(expr, tuple | list):
+        return max((_log10_bound(e, count) for e in expr), default=0.0)
+    if not isinstance(expr, sympy.Basic):
+        return 0.0
+    if isinstance(expr, sympy.Integer):
+        return float(len(str(abs(int(expr.p))))) if abs(expr.p) > 10**15 else math.log10(1 + abs(int(expr.p)))
+    if isinstance(expr, sympy.Rational):
+        return max(_log10_bound(sympy.Integer(expr.p), count), _log10_bound(sympy.Integer(expr.q), count))
+    if isinstance(expr, sympy.Float):
+        return abs(float(sympy.log(abs(expr) + 1, 10))) if expr != 0 else 0.0
+    args = [_log10_bound(a, count) for a in expr.args]
+    if isinstance(expr, sympy.Pow):
+        base, exponent = args
+        # |b^e| <= 10^(base * 10^exponent); the exponent's own size is what explodes in towers.
+        return math.inf if exponent > 16 else base * 10**exponent + 1
+    if isinstance(expr, sympy.Mul):
+        return sum(args)
+    if isinstance(expr, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamma)):
+        n = 10 ** args[0] if args[0] < 16 else math.inf
+        return n * max(math.log10(n), 1.0)
+    if isinstance(expr, sympy.binomial):  # C(n, k) <= min(n^k, 2^n)
+        n_digits, k_digits = args
+        return min(n_digits * 10 ** min(k_digits, 16), 0.302 * 10 ** min(n_digits, 16))
+    return max(args, default=0.0) + 1  # sums, relations, functions: about the largest argument
