@@ -23,7 +23,7 @@ def make_keyword_reward(keywords, case_sensitive=False):
         [0.5, 0.0, 1.0]
     """
     if isinstance(keywords, str) or not keywords or not all(isinstance(k, str) and k for k in keywords):
-        raise ValueError(f"keywords = {keywords!r}: must be a non-empty list of non-empty strings, e.g. [total, answer]")
+        raise ValueError(f"keywords = {keywords!r}: must be a non-empty list of non-empty strings, e.g. [total]")
     return KeywordReward(list(keywords), bool(case_sensitive))
 
 
