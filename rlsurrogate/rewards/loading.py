@@ -36,8 +36,9 @@ REWARDS: Registry[Callable[..., Callable[..., list[float | None]]]] = Registry("
 
 # Keywords TRL 1.16 passes to every reward (TRL_NOTES.md §1.3); dataset columns come on top of these.
 TRL_REWARD_KEYWORDS = ("prompts", "completions", "completion_ids")
-# Prefix of sys.modules names given to reward files loaded by path (keeps their functions picklable in-process).
-_FILE_MODULE_PREFIX = "rlsurrogate_user_rewards."
+# Prefix of the sys.modules names of reward files loaded by path; a top-level name (no dots) so that pickle can
+# find the module and pickle its functions and classes by reference (in this process and in forked workers).
+_FILE_MODULE_PREFIX = "rlsurrogate_user_reward_"
 
 
 def build_reward(spec: str, params: dict[str, Any] | None = None) -> Callable[..., list[float | None]]:

@@ -55,6 +55,8 @@ MAX_DIGITS = 10_000
 # Python's own parser refuses deeper nesting ("too many nested parentheses" at 200); stop earlier, cheaply.
 _MAX_NESTING = 100
 _MAX_TREE_NODES = 5_000
+# No final answer needs more powers than this; long power chains only make the parser and the bound check slow.
+_MAX_POWERS = 32
 
 _GREEK = (
     "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi omicron "
@@ -173,7 +175,7 @@ def latex_to_sympy_text(latex: str) -> str | None:
         return None
     if any(w in _FORBIDDEN_WORDS for w in _WORD.findall(s)):
         return None
-    if _nesting(s) > _MAX_NESTING:
+    if _nesting(s) > _MAX_NESTING or s.count("**") > _MAX_POWERS:
         return None
     return s
 
