@@ -13,8 +13,10 @@ Each outer step spends ONE expensive gradient G = dL/dz at z_t = z(theta_t) and 
 with m inner steps of a cheap optimiser (Armijo SGD by default, Adam, plain GD). The surrogate's minimiser in target
 space is the target step z_t - eta G, so the inner loop projects that step onto the model's range. If L is
 (1/eta)-smooth in z, g_t(theta) >= l(theta) for all theta with equality at theta_t: full-batch SSO is then a
-majorisation-minimisation method. With m = 1 and plain GD of step alpha, theta_t+1 = theta_t - alpha J^T G (the
-proximity term has zero gradient at theta_t), which is exactly an SGD step of size alpha on l.
+majorisation-minimisation method. As in the code, the inner loop minimises the rescaled surrogate
+S(theta) = (2 eta / numel(z)) (g_t(theta) - L(z_t)), which has the same minimiser and keeps the inner step sizes
+independent of the batch size. With m = 1 and plain GD of step alpha, theta_t+1 = theta_t - alpha (2 eta / numel(z))
+J^T G (the proximity term has zero gradient at theta_t): an SGD step of size alpha * 2 eta / numel(z) on l.
 
 Variants:
 - inner optimisers: "armijo" (code `LSOpt`: step reset to `inner_lr` = 10 each outer step, backtrack by 0.9 until
@@ -28,9 +30,9 @@ Variants:
   evaluation, no gradient); if the majorisation failed (eta > 1/smoothness), restore theta_t, halve eta and redo.
 
 Deviations from the reference code:
-- We use the g_t form with target step size eta. The code minimises mean[G z(theta) / eta_c + (z(theta) - z_t)^2]
-  with G from a sum-reduced loss; that is g_t up to a positive factor with eta = 1 / (2 eta_c), i.e. the code's
-  `stepsize` (= 1/eta_c) is twice our eta. Its "optimal" step sizes (1/4 MSE, 2 logistic, 1/(1 - 1/K) CE, for
+- We parameterise by the target step size eta of g_t. The code minimises mean[G z(theta) / eta_c + (z(theta) -
+  z_t)^2] with G from a sum-reduced loss; that is S above with eta = 1 / (2 eta_c), i.e. the code's `stepsize`
+  (= 1/eta_c) is twice our eta. Its "optimal" step sizes (1/4 MSE, 2 logistic, 1/(1 - 1/K) CE, for
   sum-reduced L) correspond to eta = 1/8, 1, 1/(2 (1 - 1/K)). Pass L with `reduction="sum"` to use these.
 - The code multiplies the inner Armijo step by 2^(1/batches_per_epoch) after each accepted step; we expose the
   factor (`armijo_expand`, default 1.0, i.e. no growth within the m steps, since the step is reset every outer step).
@@ -238,9 +240,11 @@ class SSO(torch.optim.Optimizer):
         grad_t: torch.Tensor,
         loss_t: torch.Tensor,
     ) -> None:
+        scale = 2 * self.eta / z_t.numel()  # the code's scaling of g_t, see the module docstring
+
         def surrogate() -> torch.Tensor:
             self.counts["target_evals"] += 1
-            return target_surrogate(targets(), z_t, grad_t, loss_t, self.eta)
+            return scale * (target_surrogate(targets(), z_t, grad_t, loss_t, self.eta) - loss_t)
 
         with torch.enable_grad():
             if self.inner_optimizer == "armijo":
