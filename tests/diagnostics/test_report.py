@@ -1,0 +1,83 @@
+"""The offline teacher report: sampling, ranking, and `rlsurrogate diagnose` end to end on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rlsurrogate.cli import main
+from rlsurrogate.diagnostics.report import rank, sample_completions
+from rlsurrogate.diagnostics.reward_variance import teacher_stats
+from rlsurrogate.tasks import build_task
+
+
+def test_sample_completions_groups_k_per_prompt_and_is_seeded(tiny):
+    make_model, tokenizer = tiny
+    model = make_model()
+    rows = build_task("arithmetic", "eval", 3, seed=0)
+    a = sample_completions(model, tokenizer, rows, k=4, max_new_tokens=5, batch_size=2, seed=1, progress=False)
+    b = sample_completions(model, tokenizer, rows, k=4, max_new_tokens=5, batch_size=2, seed=1, progress=False)
+    assert len(a.completions) == len(a.completion_ids) == 12 and a.num_prompts == 3
+    assert a.completion_ids == b.completion_ids
+    assert all(1 <= len(ids) <= 5 for ids in a.completion_ids)
+    assert tokenizer.pad_token_id not in [t for ids in a.completion_ids for t in ids[:-1]]
+
+
+def test_rank_prefers_variance_among_accurate_candidates():
+    gold = torch.tensor([[0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    stats = {
+        "gold": teacher_stats(gold, gold),
+        "low_var_gold": teacher_stats(0.5 + 0.01 * gold + torch.tensor([[0.0], [5.0]]), gold),
+        "noisy_high_var": teacher_stats(torch.tensor([[3.0, -3.0, 2.0, -2.0], [-5.0, 5.0, 4.0, -4.0]]), gold),
+        "const": teacher_stats(torch.ones(2, 4), gold),
+    }
+    assert stats["noisy_high_var"].accuracy < 0.5 and stats["const"].accuracy == pytest.approx(1 / 3)  # tie rate
+    # above the floor by whitened variance, then the rest by whitened variance
+    assert rank(stats, accuracy_floor=0.5) == ["gold", "low_var_gold", "noisy_high_var", "const"]
+    assert rank(stats, accuracy_floor=0.0)[-1] == "const" and rank(stats, accuracy_floor=0.0)[0] != "low_var_gold"
+
+
+def test_diagnose_cli_end_to_end(tiny, tmp_path):
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    make_model, tokenizer = tiny
+    policy_dir, rm_dir, out = tmp_path / "policy", tmp_path / "rm", tmp_path / "out"
+    make_model().save_pretrained(policy_dir)
+    tokenizer.save_pretrained(policy_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(config).save_pretrained(rm_dir)
+    tokenizer.save_pretrained(rm_dir)
+
+    args = "--task arithmetic --num-prompts 3 -k 3 --max-new-tokens 6 --gold format_length --candidate format"
+    args += f" --candidate squash:format_length --candidate rm:{rm_dir} --output-dir {out}"
+    code = main(["diagnose", "--model", str(policy_dir), *args.split()])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    cands = report["candidates"]
+    assert set(cands) == {"format_length", "format", "squash:format_length", f"rm:{rm_dir}"}
+    assert sorted(c["rank"] for c in cands.values()) == [1, 2, 3, 4]
+    assert cands["format_length"]["accuracy"] == 1.0  # gold against itself
+    assert cands["squash:format_length"]["accuracy"] == 1.0
+    assert cands["squash:format_length"]["var_mean"] == pytest.approx(0.01 * cands["format_length"]["var_mean"])
+    assert len(cands[f"rm:{rm_dir}"]["per_prompt_var"]) == 3
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 9 and set(json.loads(lines[0])["rewards"]) == set(cands)
+    assert (out / "variance.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_diagnose_cli_rejects_bad_input_before_loading_the_model(tmp_path, capsys):
+    assert main(["diagnose", "--model", "nowhere", "--task", "arithmetic", "--candidate", "acuracy"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    assert main(["diagnose", "--model", "nowhere", "--task", "arithmetic", "--candidate", "format", "-k", "1"]) == 2
