@@ -54,6 +54,8 @@ def check_reward_output(
     for i, value in enumerate(values):
         if value is None:
             continue
+        if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a 0-d torch/numpy scalar
+            value = value.item()
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             problem = f"returned {type(value).__name__} {_short(repr(value))}, expected a float or None"
         elif not math.isfinite(float(value)):
