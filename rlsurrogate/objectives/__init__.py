@@ -9,6 +9,7 @@ __all__ = ["OBJECTIVES", "build_objective"]
 OBJECTIVES: Registry = Registry("objective")
 
 from rlsurrogate.objectives import grpo  # noqa: E402,F401  (registers the GRPO family)
+from rlsurrogate.objectives import disco  # noqa: E402,F401
 
 
 def build_objective(name: str, params: dict | None = None):
