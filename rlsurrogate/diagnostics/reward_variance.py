@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FLAT_ATOL",
     "QUANTILES",
-    "RewardVarianceConfig",
     "TeacherStats",
     "group_rewards",
     "within_group_variance",
@@ -77,32 +76,6 @@ logger = logging.getLogger(__name__)
 FLAT_ATOL = 1e-10
 # Quartiles, as the paper's code logs them (with min and max, which the report adds).
 QUANTILES = (0.25, 0.5, 0.75)
-
-
-@dataclass
-class RewardVarianceConfig:
-    flat_threshold: float = field(
-        default=0.95,
-        metadata={"help": "Warn when at least this share of prompts has zero within-group variance (issue #5)."},
-    )
-    flat_steps: int = field(
-        default=20, metadata={"help": "... for this many consecutive train steps (issue #5 default)."}
-    )
-    unbiased: bool = field(
-        default=True, metadata={"help": "Within-group variance with 1/(K-1) (the paper's code) instead of 1/K."}
-    )
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 0.0 < self.flat_threshold <= 1.0:
-            problems.append(
-                f"diagnostics.flat_threshold = {self.flat_threshold}: must be in (0, 1] (a share of prompts); "
-                "the default is 0.95."
-            )
-        if self.flat_steps < 1:
-            problems.append(f"diagnostics.flat_steps = {self.flat_steps}: must be >= 1; the default is 20.")
-        if problems:
-            raise ConfigError(problems)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -306,7 +279,17 @@ class RewardVarianceMonitor:
     """
 
     def __init__(self, flat_threshold: float = 0.95, flat_steps: int = 20, unbiased: bool = True):
-        self.config = RewardVarianceConfig(flat_threshold=flat_threshold, flat_steps=flat_steps, unbiased=unbiased)
+        problems = []
+        if not 0.0 < flat_threshold <= 1.0:
+            problems.append(
+                f"diagnostics.flat_threshold = {flat_threshold}: must be in (0, 1] (a share of prompts); "
+                "the default is 0.95."
+            )
+        if flat_steps < 1:
+            problems.append(f"diagnostics.flat_steps = {flat_steps}: must be >= 1 (train steps); the default is 20.")
+        if problems:
+            raise ConfigError(problems)
+        self.flat_threshold, self.flat_steps, self.unbiased = flat_threshold, flat_steps, unbiased
         self.streaks: dict[str, int] = {}
         self._last_step: dict[str, int] = {}
         self._warned: set[str] = set()
@@ -329,7 +312,7 @@ class RewardVarianceMonitor:
         w = scored.reward_weights.detach().to("cpu", torch.float64)
         total = (torch.nan_to_num(r) * w).sum(dim=1, keepdim=True)  # (N, 1); TRL's nansum of weighted rewards
         grouped = group_rewards(torch.cat([r, total], dim=1), scored.num_generations)  # (P, K, F+1)
-        unbiased = self.config.unbiased
+        unbiased = self.unbiased
         var = within_group_variance(grouped, unbiased)  # (P, F+1)
         wvar = within_group_variance(whiten(grouped, unbiased), unbiased)  # (P, F+1)
         zero = zero_variance_share(var)  # (F+1,)
@@ -347,18 +330,18 @@ class RewardVarianceMonitor:
         return metrics, zero_share
 
     def _update_streak(self, name: str, share: float, step: int, trainer: Any) -> None:
-        if not share >= self.config.flat_threshold:  # NaN (reward never applied) does not count as flat
+        if not share >= self.flat_threshold:  # NaN (reward never applied) does not count as flat
             self.streaks[name] = 0
             self._warned.discard(name)
             return
         if self._last_step.get(name) != step:  # several generation batches in one step count once
             self.streaks[name] = self.streaks.get(name, 0) + 1
             self._last_step[name] = step
-        if self.streaks[name] >= self.config.flat_steps and name not in self._warned:
+        if self.streaks[name] >= self.flat_steps and name not in self._warned:
             self._warned.add(name)
             if _is_main_process(trainer):
                 warnings.warn(
-                    f"reward {name} gave zero variance on {100 * self.config.flat_threshold:.0f} % of prompts for "
+                    f"reward {name} gave zero variance on {100 * self.flat_threshold:.0f} % of prompts for "
                     f"{self.streaks[name]} steps: the policy gets no signal from it. Check the reward on a few "
                     "completions, raise num_generations or the temperature, or set diagnostics.enabled: false to "
                     "silence this.",
