@@ -64,6 +64,7 @@ def main() -> None:
         "fedzo_queries": fed_rows["FedZO"],
         "ensloss_test_acc": ens_rows["EnsLoss"],
         "ce_test_acc": ens_rows["cross-entropy"],
+        "sso_budget": SSO_TASKS["logreg"]["budget"],
         "seeds": len(seeds),
     }
     print(json.dumps(summary))
@@ -94,10 +95,13 @@ def sso_section(seeds: list[int], quick: bool) -> dict[str, dict[str, dict]]:
                     fwd = statistics.median(r[1] for r in runs)
                     best = dict(median=med, calls=calls, setting=f"{key}={value:g}", fwd=fwd)
             out[task][name] = best
-            per_seed = ",".join(str(c) for c in best["calls"])
-            print(f"{task:<8}{name:<22}{best['setting']:<16}{best['median']:>13}{per_seed:>22}{best['fwd']:>16.0f}")
+            shown = [str(c) if c <= spec["budget"] else f">{spec['budget']}" for c in best["calls"]]
+            med = best["median"] if best["median"] <= spec["budget"] else f">{spec['budget']}"
+            setting = best["setting"] if best["median"] <= spec["budget"] else "(none reached)"
+            print(f"{task:<8}{name:<22}{setting:<16}{med:>13}{','.join(shown):>22}{best['fwd']:>16.0f}")
     print(
         f"targets: logreg BCE <= {SSO_TASKS['logreg']['target']}, mlp CE <= {SSO_TASKS['mlp']['target']}; "
+        f"budget {SSO_TASKS['logreg']['budget']} calls (>budget = not reached; budget + 1 in the JSON); "
         "SSO = inner Adam (lr 0.02, m = 10); SSO-Armijo = code default inner Armijo SGD (m = 10)\n"
     )
     return out
