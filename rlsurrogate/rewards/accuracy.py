@@ -8,11 +8,12 @@ so TRL skips that sample), with these differences:
   the format reward); no box scores 0. TRL lets math-verify search the whole text.
 - Two plain numbers (integer, decimal, `a/b`, `\\frac{a}{b}`) are compared exactly as fractions without SymPy: the
   common case costs microseconds.
-- Everything else runs under a per-completion deadline (`timeout_s`, default 0.1 s) that works in any thread
-  (`sympy_guard.time_limit`), instead of math-verify's `signal.alarm` timeouts, which TRL turns off outside the
-  main thread. Answers whose value is too large to compute (`9^{9^{9^9}}`, `100000!`) score 0 before math-verify
-  sees them, because math-verify evaluates and would hang in C code no deadline can interrupt. A correct answer
-  whose verification needs longer than `timeout_s` scores 0 (rare: SymPy simplification of long expressions).
+- Everything else runs under a per-completion deadline (`timeout_s`, default 0.09 s of CPU time) that works in
+  any thread (`sympy_guard.time_limit`), instead of math-verify's `signal.alarm` timeouts, which TRL turns off
+  outside the main thread. Answers whose value is too large to compute (`9^{9^{9^9}}`, `100000!`) score 0 before
+  math-verify sees them, because math-verify evaluates and would hang in C code no deadline can interrupt. A
+  correct answer whose verification needs longer than `timeout_s` scores 0, and so does one longer than 200
+  characters or nested deeper than 6 brackets (math-verify's parser slows down ~25 ms per level of parentheses).
 
 Metrics: `rewards/accuracy/mean` (fraction of gradable completions that are correct).
 """
@@ -28,15 +29,20 @@ from typing import Any
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS, completion_text, last_boxed, parse_plain_number
 from rlsurrogate.rewards.loading import REWARDS
-from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, safe_parse, time_limit
+from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, preload, safe_parse, time_limit
 
 __all__ = ["grade", "make_accuracy"]
 
-# One completion should cost <= 100 ms in total (issue goal); math-verify on a short answer takes 1-30 ms.
-DEFAULT_TIMEOUT_S = 0.1
+# One completion should cost <= 100 ms in total (issue goal), extraction included; math-verify on a short answer
+# takes 1-30 ms of CPU.
+DEFAULT_TIMEOUT_S = 0.09
 # Gold answers come from the dataset (trusted, repeated G times per prompt): parse once, with a generous limit.
 _GOLD_TIMEOUT_S = 2.0
 # Operators whose value can explode; an answer using them must pass our own magnitude check first.
+# math-verify's LaTeX parser needs ~25 ms per level of nested parentheses and ~1.5 ms per term, so longer or deeper
+# answers could not be graded within the budget anyway; no final answer in MATH or DeepScaleR comes close.
+_MAX_VERIFY_CHARS = 200
+_MAX_VERIFY_DEPTH = 6
 # One (gold, answer) pair per kind of answer math-verify handles differently: expression, interval, equation,
 # set, tuple, matrix, radical.
 _WARM_UP = (
@@ -95,11 +101,23 @@ def grade(answer: str | None, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -
     number = parse_plain_number(answer)
     if number is not None and gold_number is not None:
         return float(number == gold_number)
-    if _EXPLOSIVE.search(answer) and safe_parse(answer, timeout_s / 2) is None:
-        return 0.0  # cannot bound its value, so math-verify might hang evaluating it
-    if not gold_parsed:
+    if not gold_parsed or len(answer) > _MAX_VERIFY_CHARS or _bracket_depth(answer) > _MAX_VERIFY_DEPTH:
         return 0.0
-    return _verify(answer, gold_parsed, timeout_s)
+    parse, verify = _math_verify()
+    preload()  # imports happen outside the deadline: an import cut short would leave broken modules behind
+    try:
+        with time_limit(timeout_s):  # one budget for the magnitude check and math-verify together
+            if _EXPLOSIVE.search(answer) and safe_parse(answer, timeout_s) is None:
+                return 0.0  # cannot bound its value, so math-verify might hang evaluating it
+            predicted = parse(
+                "\\boxed{" + answer + "}",
+                extraction_config=_extraction_config(),
+                extraction_mode="first_match",
+                parsing_timeout=None,
+            )
+            return 1.0 if predicted and verify(list(gold_parsed), predicted, timeout_seconds=None) else 0.0
+    except (DeadlineExceeded, RecursionError, Exception):  # noqa: BLE001 - ungradable counts as wrong
+        return 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -144,22 +162,6 @@ def _parse_gold(gold: str) -> tuple[Fraction | None, tuple[Any, ...]]:
     return parse_plain_number(gold), tuple(parsed)
 
 
-def _verify(answer: str, gold_parsed: tuple[Any, ...], timeout_s: float) -> float:
-    parse, verify = _math_verify()
-    try:
-        with time_limit(timeout_s):
-            predicted = parse(
-                "\\boxed{" + answer + "}",
-                extraction_config=_extraction_config(),
-                extraction_mode="first_match",
-                parsing_timeout=None,
-            )
-            ok = bool(predicted) and verify(list(gold_parsed), predicted, timeout_seconds=None)
-    except (DeadlineExceeded, RecursionError, Exception):  # noqa: BLE001 - ungradable counts as wrong
-        return 0.0
-    return 1.0 if ok else 0.0
-
-
 @functools.lru_cache(maxsize=1)
 def _math_verify() -> tuple[Any, Any]:
     # Imported on first use (math-verify pulls in SymPy and an ANTLR parser), outside any deadline.
@@ -191,6 +193,17 @@ def _extraction_config() -> list[Any]:
             try_extract_without_anchor=False,
         )
     ]
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
 
 
 def _drop_timeout_disabled_warning(record: logging.LogRecord) -> bool:
