@@ -21,8 +21,9 @@ Implemented (equation names follow METHODS.md §1, which restates the paper and 
 How the loss stays the full-batch definition on TRL (written against TRL 1.16):
 - `on_scored` attaches each completion's label and global question id, which survive TRL's shuffle.
 - At the first micro-batch of each optimizer step, the objective takes that step's completions from TRL's buffered
-  generation batch, computes their current scores (a no-grad forward, skipped when theta = theta_old makes the
-  weights independent of the scores: DisCO-b with log-L, or any L-ratio objective), all-gathers scores, labels and
+  generation batch, computes their current scores (a no-grad forward; none when the step is one micro-batch, whose
+  forward already gives every score, or when theta = theta_old makes the weights independent of the scores:
+  DisCO-b with log-L, or any L-ratio objective), all-gathers scores, labels and
   question ids, and differentiates the full-batch loss with respect to each score. Each micro-batch then
   backpropagates sum_i w_i s_i + c * KL-part, with the weights w_i = dLoss/ds_i and c = beta [KL - delta]_+ held
   fixed: since theta does not change within an optimizer step, the accumulated gradient equals the full-batch
@@ -275,6 +276,7 @@ class DisCO(Objective):
             )
         self.name = name
         self.config = DisCOConfig(**params)
+        self._window: list[dict[str, Any]] | None = None
         self._plan: _Plan | None = None
 
     def config_overrides(self) -> dict[str, Any]:
@@ -331,18 +333,24 @@ class DisCO(Objective):
         index = trainer._step % per_generation  # TRL 1.16: position of this micro-batch in the generation buffer
         j = index % accumulation
         if j == 0 or self._plan is None:
-            first_step = trainer._step % (per_generation * trainer.num_iterations) < accumulation
-            self._plan = self._make_plan(trainer, index // accumulation, first_step)
-        plan = self._plan
-        micro = plan.micro_batches[j]
+            self._window = self._select(trainer, index // accumulation)
+            self._plan = None
+        micro = self._window[j]
         logps, entropies, mask = _forward(trainer, model, micro, compute_entropy=True)
         old = micro.get("old_per_token_logps")
         old = logps.detach() if old is None else old
         scores = _score(self.config.score, logps, old, mask)  # (b,)
-        surrogate = (plan.weights[j] * scores).sum() + plan.kl_coef * ((old - logps) * mask).sum() / plan.tokens
+        if self._plan is None:
+            first_step = trainer._step % (per_generation * trainer.num_iterations) < accumulation
+            # One micro-batch per step: this forward already has every current score, no extra pass needed.
+            live = (scores.detach(), ((old - logps.detach()) * mask).sum()) if accumulation == 1 else None
+            self._plan = self._make_plan(trainer, self._window, first_step, live)
+        plan = self._plan
+        kl_coef, tokens = plan.kl_coef.to(scores.dtype), plan.tokens.to(scores.dtype)
+        surrogate = (plan.weights[j].to(scores.dtype) * scores).sum() + kl_coef * ((old - logps) * mask).sum() / tokens
         loss = trainer.accelerator.num_processes * surrogate  # DDP averages gradients over processes
         if plan.loss_value is not None:  # report the full-batch value; the gradient stays the surrogate's
-            loss = loss - loss.detach() + plan.loss_value / accumulation
+            loss = loss - loss.detach() + plan.loss_value.to(loss.dtype) / accumulation
         plan.record(scores.detach(), micro, mask, ((old - logps.detach()) * mask).sum(), (entropies * mask).sum())
         if j == accumulation - 1:
             self._log(trainer, plan)
@@ -350,18 +358,34 @@ class DisCO(Objective):
 
     # -- plumbing ------------------------------------------------------------------------------------------------
 
-    def _make_plan(self, trainer: Any, k: int, at_rollout_policy: bool) -> _Plan:
-        """Weights w_i = dLoss/ds_i and the KL coefficient of optimizer step k, from all processes' completions."""
+    def _select(self, trainer: Any, k: int) -> list[dict[str, Any]]:
+        """The micro-batches of optimizer step k of the current generation (whole questions when K > 1)."""
         accumulation = trainer.args.gradient_accumulation_steps
         K = trainer.args.steps_per_generation // accumulation
         buffer = trainer._buffered_inputs
-        micro_batches = list(buffer) if K == 1 else _whole_questions(buffer, k, K, accumulation)
+        return list(buffer) if K == 1 else _whole_questions(buffer, k, K, accumulation)
+
+    def _make_plan(
+        self,
+        trainer: Any,
+        micro_batches: list[dict[str, Any]],
+        at_rollout_policy: bool,
+        live: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> _Plan:
+        """Weights w_i = dLoss/ds_i and the KL coefficient of one optimizer step, from all processes' completions.
+
+        `live` holds (scores, KL numerator) of the step when the caller already has them (one micro-batch per step).
+        """
         window = _concat(micro_batches)
         mask = _loss_mask(window)
         labels = torch.where(mask.sum(-1) > 0, window["disco_label"], torch.nan)
         # At theta = theta_old the weights of DisCO-b/log-L and of L-ratio do not depend on the scores' values.
-        skip = at_rollout_policy and (self.config.variant == "disco_b" or self.config.score == "l_ratio")
-        if skip:
+        skip = (
+            live is None and at_rollout_policy and (self.config.variant == "disco_b" or self.config.score == "l_ratio")
+        )
+        if live is not None:
+            scores, kl_sum = live
+        elif skip:
             scores = torch.full_like(labels, 1.0 if self.config.score == "l_ratio" else 0.0)
             kl_sum = torch.zeros((), device=mask.device)
         else:
@@ -369,15 +393,15 @@ class DisCO(Objective):
         all_scores, offset = _gather_rows(trainer, scores)
         all_labels, _ = _gather_rows(trainer, labels)
         all_groups, _ = _gather_rows(trainer, window["disco_group"])
-        totals = trainer.accelerator.reduce(torch.stack([kl_sum.float(), mask.sum().float()]), reduction="sum")
+        totals = trainer.accelerator.reduce(torch.stack([kl_sum.double(), mask.sum().double()]), reduction="sum")
         tokens = totals[1].clamp(min=1.0)
         kl = totals[0] / tokens
         s = all_scores.double().requires_grad_(True)
         J, _ = disco_objective(s, all_labels, all_groups, self.config.tau, self.config.variant)
         weights = -torch.autograd.grad(J, s, allow_unused=True)[0] if J.requires_grad else torch.zeros_like(s)
-        local = weights[offset : offset + scores.shape[0]].to(scores.dtype)
+        local = weights[offset : offset + scores.shape[0]]
         sizes = [m["completion_ids"].shape[0] for m in micro_batches]
-        loss_value = None if skip else (-J.detach() + kl_penalty(kl, self.config.beta, self.config.delta)).float()
+        loss_value = None if skip else -J.detach() + kl_penalty(kl, self.config.beta, self.config.delta)
         return _Plan(
             micro_batches,
             list(local.split(sizes)),
@@ -436,7 +460,7 @@ OBJECTIVES.register("disco_b")(lambda **params: DisCO("disco_b", **{"variant": "
 @dataclass
 class _Plan:
     micro_batches: list[dict[str, Any]]
-    weights: list[torch.Tensor]  # per micro-batch, (b,) dLoss/ds of this process's completions
+    weights: list[torch.Tensor]  # per micro-batch, (b,) float64 dLoss/ds of this process's completions
     kl_coef: torch.Tensor  # beta [KL - delta]_+ over the whole optimizer step
     tokens: torch.Tensor  # loss tokens of the whole optimizer step on all processes
     loss_value: torch.Tensor | None  # the full-batch loss, when the scores were computed up front
@@ -457,7 +481,7 @@ def _score(kind: str, logps: torch.Tensor, old_logps: torch.Tensor, mask: torch.
 
 def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
     mask = batch["completion_mask"]
-    return (mask * batch["tool_mask"] if batch.get("tool_mask") is not None else mask).float()
+    return mask * batch["tool_mask"] if batch.get("tool_mask") is not None else mask
 
 
 def _forward(trainer: Any, model: Any, batch: dict[str, Any], compute_entropy: bool):
@@ -467,7 +491,7 @@ def _forward(trainer: Any, model: Any, batch: dict[str, Any], compute_entropy: b
     logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
         model, input_ids, attention_mask, batch["completion_ids"].size(1), compute_entropy=compute_entropy
     )
-    return logps, entropies, _loss_mask(batch)
+    return logps, entropies, _loss_mask(batch).to(logps.dtype)
 
 
 def _gather_rows(trainer: Any, x: torch.Tensor) -> tuple[torch.Tensor, int]:
