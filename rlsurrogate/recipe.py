@@ -125,13 +125,17 @@ class GenerationConfig:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (TRL default 1.0)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
     top_k: int = field(default=0, metadata={"help": "Top-k sampling; 0 disables."})
-    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (GPU; `pip install rlsurrogate[vllm]`)."})
+    use_vllm: bool = field(
+        default=False, metadata={"help": "Generate with vLLM (GPU; `pip install rlsurrogate[vllm]`)."}
+    )
     vllm_mode: str = field(default="colocate", metadata={"help": "colocate (in the trainer's GPUs) | server."})
 
 
 @dataclass
 class EvalConfig:
-    num_prompts: int | None = field(default=None, metadata={"help": "Held-out prompts to evaluate (default: data.num_eval)."})
+    num_prompts: int | None = field(
+        default=None, metadata={"help": "Held-out prompts to evaluate (default: data.num_eval)."}
+    )
     max_new_tokens: int | None = field(default=None, metadata={"help": "Default: generation.max_completion_length."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per greedy generate call."})
     before: bool = field(default=True, metadata={"help": "Evaluate before training."})
@@ -177,8 +181,10 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None) -> Recipe:
-    """Reads, overrides (`section.key=value`) and validates a YAML recipe; raises one ConfigError listing all problems."""
+def load_recipe(
+    path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None
+) -> Recipe:
+    """Reads, overrides (`section.key=value`) and validates a YAML recipe; one ConfigError lists all problems."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path}: no such file.")
@@ -231,43 +237,54 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
     sections = {f.name: f for f in dataclasses.fields(Recipe) if f.name != "source"}
     for key in raw:
         if key not in sections:
-            problems.append(f"{key}: unknown section.{did_you_mean(str(key), list(sections))} Valid: {', '.join(sections)}.")
+            problems.append(
+                f"{key}: unknown section.{did_you_mean(str(key), list(sections))} Valid: {', '.join(sections)}."
+            )
     for required in ("model", "data", "rewards"):
         if required not in raw:
             problems.append(f"{required}: missing; every recipe names its {required}.")
     if problems:
         raise ConfigError(problems, header=_header(source))
 
-    model = _build(ModelConfig, raw.get("model"), "model", problems)
-    if model is not None and isinstance(raw["model"].get("lora"), dict):
-        model.lora = _build(LoraConfig, raw["model"]["lora"], "model.lora", problems)
-    data = _build(DataConfig, raw.get("data"), "data", problems)
+    built: dict[str, Any] = {}
+    for name, cls in (
+        ("model", ModelConfig),
+        ("data", DataConfig),
+        ("objective", ObjectiveSpec),
+        ("generation", GenerationConfig),
+        ("eval", EvalConfig),
+        ("diagnostics", DiagnosticsConfig),
+    ):
+        built[name] = _build(cls, raw.get(name, {}), name, problems)
+    if built["model"] is not None and isinstance(raw["model"].get("lora"), dict):
+        built["model"].lora = _build(LoraConfig, raw["model"]["lora"], "model.lora", problems)
     rewards_raw = raw.get("rewards")
     rewards: list[RewardSpec] = []
     if not isinstance(rewards_raw, list) or not rewards_raw:
         problems.append("rewards: must be a non-empty list of {name, weight, params}.")
     else:
         for i, item in enumerate(rewards_raw):
-            if isinstance(item, str):
-                item = {"name": item}
-            spec = _build(RewardSpec, item, f"rewards[{i}]", problems)
+            spec = _build(RewardSpec, {"name": item} if isinstance(item, str) else item, f"rewards[{i}]", problems)
             if spec is not None:
                 rewards.append(spec)
+    training = raw.get("training") or {}
+    if not isinstance(training, dict):
+        problems.append(f"training: must be a mapping of GRPOConfig fields, got {type(training).__name__}.")
+        training = {}
+    broken = {name for name, value in built.items() if value is None}
     recipe = Recipe(
-        model=model or ModelConfig(name="?"),
-        data=data or DataConfig(),
+        model=built["model"] or ModelConfig(name="?"),
+        data=built["data"] or DataConfig(),
         rewards=rewards,
-        objective=_build(ObjectiveSpec, raw.get("objective", {}), "objective", problems) or ObjectiveSpec(),
-        generation=_build(GenerationConfig, raw.get("generation", {}), "generation", problems) or GenerationConfig(),
-        training=raw.get("training") or {},
-        eval=_build(EvalConfig, raw.get("eval", {}), "eval", problems) or EvalConfig(),
-        diagnostics=_build(DiagnosticsConfig, raw.get("diagnostics", {}), "diagnostics", problems)
-        or DiagnosticsConfig(),
+        objective=built["objective"] or ObjectiveSpec(),
+        generation=built["generation"] or GenerationConfig(),
+        training=training,
+        eval=built["eval"] or EvalConfig(),
+        diagnostics=built["diagnostics"] or DiagnosticsConfig(),
         output_dir=str(raw.get("output_dir", "outputs/run")),
         source=source,
     )
-    if not problems:  # semantic checks need well-typed sections
-        problems += _check_semantics(recipe, num_processes or _world_size())
+    problems += _check_semantics(recipe, num_processes or _world_size(), broken)
     if problems:
         raise ConfigError(problems, header=_header(source))
     return recipe
@@ -296,7 +313,9 @@ def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
     ok = True
     for key, value in raw.items():
         if key not in fields:
-            problems.append(f"{where}.{key}: unknown key.{did_you_mean(str(key), list(fields))} Valid: {', '.join(fields)}.")
+            problems.append(
+                f"{where}.{key}: unknown key.{did_you_mean(str(key), list(fields))} Valid: {', '.join(fields)}."
+            )
             ok = False
         elif _is_dataclass_type(hints[key]) and isinstance(value, dict):
             continue  # nested section, built by the caller
@@ -374,23 +393,28 @@ def _check_training(training: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _check_semantics(recipe: Recipe, num_processes: int) -> list[str]:
+def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> list[str]:
+    """Checks that need well-typed sections; sections in `broken` already have their problems listed."""
     from rlsurrogate import models, rewards, tasks
     from rlsurrogate.objectives import OBJECTIVES
 
-    problems = models.check_model_name(recipe.model.name)
+    problems = [] if "model" in broken else models.check_model_name(recipe.model.name)
     if recipe.model.dtype not in ("float32", "bfloat16", "float16", "auto"):
         problems.append(f'model.dtype = "{recipe.model.dtype}": must be float32, bfloat16, float16 or auto.')
     if recipe.model.lora is not None and recipe.model.lora.r < 1:
         problems.append(f"model.lora.r = {recipe.model.lora.r}: must be >= 1; 8-64 is typical.")
 
     data = recipe.data
+    if "data" in broken:
+        data = DataConfig(task="arithmetic")  # placeholder: its problems are listed already
     sources = [s for s in ("task", "path", "hf_dataset") if getattr(data, s)]
     if len(sources) != 1:
         problems.append(f"data: set exactly one of task, path, hf_dataset (got {', '.join(sources) or 'none'}).")
     if data.task and data.task not in tasks.task_names():
-        problems.append(f'data.task = "{data.task}": unknown.{did_you_mean(data.task, tasks.task_names())} '
-                        f"Valid: {', '.join(tasks.task_names())}.")
+        problems.append(
+            f'data.task = "{data.task}": unknown.{did_you_mean(data.task, tasks.task_names())} '
+            f"Valid: {', '.join(tasks.task_names())}."
+        )
     if data.path and not Path(data.path).is_file():
         problems.append(f'data.path = "{data.path}": no such file (paths are relative to the working directory).')
     if data.num_train is not None and data.num_train < 1:
@@ -404,9 +428,13 @@ def _check_semantics(recipe: Recipe, num_processes: int) -> list[str]:
             params["max_length"] = recipe.generation.max_completion_length
         problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
 
-    if recipe.objective.name not in OBJECTIVES:
-        problems.append(f'objective.name = "{recipe.objective.name}": unknown objective.'
-                        f"{did_you_mean(recipe.objective.name, OBJECTIVES.names())} Valid: {', '.join(OBJECTIVES.names())}.")
+    if "objective" in broken:
+        pass
+    elif recipe.objective.name not in OBJECTIVES:
+        problems.append(
+            f'objective.name = "{recipe.objective.name}": unknown objective.'
+            f"{did_you_mean(recipe.objective.name, OBJECTIVES.names())} Valid: {', '.join(OBJECTIVES.names())}."
+        )
     else:
         try:
             objective = OBJECTIVES.get(recipe.objective.name)(**recipe.objective.params)
@@ -416,9 +444,38 @@ def _check_semantics(recipe: Recipe, num_processes: int) -> list[str]:
         except TypeError as err:
             problems.append(f"objective.params: {err}.")
 
+    if "eval" not in broken and recipe.eval.batch_size < 1:
+        problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
+    if "diagnostics" not in broken and not 0 < recipe.diagnostics.flat_threshold <= 1:
+        problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
+    training_problems = _check_training(recipe.training)
+    problems += training_problems
+    if "generation" in broken:
+        return problems
     gen = recipe.generation
+    generation_problems = []
     if gen.num_generations < 2:
-        problems.append(f"generation.num_generations = {gen.num_generations}: must be >= 2 (group baselines need two).")
+        generation_problems.append(
+            f"generation.num_generations = {gen.num_generations}: must be >= 2 (group baselines need two)."
+        )
+    if gen.max_completion_length < 1:
+        generation_problems.append(f"generation.max_completion_length = {gen.max_completion_length}: must be >= 1.")
+    if gen.temperature <= 0:
+        generation_problems.append(
+            f"generation.temperature = {gen.temperature}: must be > 0 (GRPO samples; 0.6-1.0 is typical)."
+        )
+    if not 0 < gen.top_p <= 1:
+        generation_problems.append(f"generation.top_p = {gen.top_p}: must be in (0, 1].")
+    if gen.vllm_mode not in ("colocate", "server"):
+        generation_problems.append(f'generation.vllm_mode = "{gen.vllm_mode}": must be "colocate" or "server".')
+    problems += generation_problems
+    if not training_problems and not generation_problems:
+        problems += _check_batch(recipe, num_processes)
+    return problems
+    if gen.num_generations < 2:
+        problems.append(
+            f"generation.num_generations = {gen.num_generations}: must be >= 2 (group baselines need two)."
+        )
     if gen.max_completion_length < 1:
         problems.append(f"generation.max_completion_length = {gen.max_completion_length}: must be >= 1.")
     if gen.temperature <= 0:
@@ -428,7 +485,6 @@ def _check_semantics(recipe: Recipe, num_processes: int) -> list[str]:
     if gen.vllm_mode not in ("colocate", "server"):
         problems.append(f'generation.vllm_mode = "{gen.vllm_mode}": must be "colocate" or "server".')
 
-    problems += _check_training(recipe.training)
     if not problems:
         problems += _check_batch(recipe, num_processes)
     if recipe.eval.batch_size < 1:

@@ -37,7 +37,9 @@ class GRPOFamilyConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.loss_type not in LOSS_TYPES:
-            problems.append(f'objective.params.loss_type = "{self.loss_type}": must be one of {", ".join(LOSS_TYPES)}.')
+            problems.append(
+                f'objective.params.loss_type = "{self.loss_type}": must be one of {", ".join(LOSS_TYPES)}.'
+            )
         if self.beta is not None and self.beta < 0:
             problems.append(f"objective.params.beta = {self.beta}: must be >= 0; 0 loads no reference model.")
         if self.epsilon is not None and self.epsilon <= 0:
@@ -66,7 +68,11 @@ class GRPOFamily(Objective):
         self.config = GRPOFamilyConfig(**params)
 
     def config_overrides(self) -> dict[str, Any]:
-        return {f.name: getattr(self.config, f.name) for f in fields(self.config) if getattr(self.config, f.name) is not None}
+        return {
+            f.name: getattr(self.config, f.name)
+            for f in fields(self.config)
+            if getattr(self.config, f.name) is not None
+        }
 
 
 def _register(name: str, **defaults: Any) -> None:

@@ -1,0 +1,265 @@
+"""Recipe → dataset, rewards, objective, RLTrainer → train → save → evaluate before/after.
+
+`rlsurrogate train RECIPE [--set key=value ...] [--resume]` on one process, or
+`accelerate launch [--config_file recipes/accelerate/X.yaml] -m rlsurrogate train RECIPE` on several.
+The run writes into `output_dir`: checkpoints, `final/` (the trained model), `eval_before.json`,
+`eval_after.json`, `rewards.png` (reward per step) and `summary.json`; its last output line is the summary JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.recipe import TRAINING_DEFAULTS, Recipe, load_recipe
+
+__all__ = ["train", "build_grpo_config", "build_rewards", "add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field, e.g. --set training.max_steps=5 (repeatable)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    summary = train(recipe, resume=args.resume)
+    if summary is not None:
+        print(json.dumps(summary))
+    return 0
+
+
+def build_rewards(recipe: Recipe) -> tuple[list[Any], list[float]]:
+    """The recipe's reward callables and weights; factories needing `max_length` get max_completion_length."""
+    import inspect
+
+    from rlsurrogate.rewards import REWARDS, build_reward
+
+    funcs, weights = [], []
+    for spec in recipe.rewards:
+        params = dict(spec.params)
+        if spec.name in REWARDS and "max_length" in inspect.signature(REWARDS.get(spec.name)).parameters:
+            params.setdefault("max_length", recipe.generation.max_completion_length)
+        funcs.append(build_reward(spec.name, params))
+        weights.append(float(spec.weight))
+    return funcs, weights
+
+
+def build_grpo_config(recipe: Recipe, objective: Any, reward_weights: list[float]) -> Any:
+    """GRPOConfig from: our defaults < the recipe's `training` < generation < the objective's overrides."""
+    import torch
+    from trl import GRPOConfig
+
+    gen = recipe.generation
+    bf16_available = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    kwargs: dict[str, Any] = {**TRAINING_DEFAULTS, "bf16": bf16_available, **recipe.training}
+    kwargs.update(
+        output_dir=recipe.output_dir,
+        num_generations=gen.num_generations,
+        max_completion_length=gen.max_completion_length,
+        temperature=gen.temperature,
+        top_p=gen.top_p,
+        top_k=gen.top_k,
+        use_vllm=gen.use_vllm,
+        vllm_mode=gen.vllm_mode,
+        reward_weights=reward_weights,
+    )
+    kwargs.update(objective.config_overrides())
+    if kwargs.get("bf16") and not bf16_available:
+        raise ConfigError("training.bf16 = true: this machine has no bf16-capable GPU; set training.bf16: false.")
+    return GRPOConfig(**kwargs)
+
+
+def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
+    """Runs one recipe end to end; returns the summary on the main process (None on the others)."""
+    from accelerate import PartialState
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from rlsurrogate.evaluate import evaluate
+    from rlsurrogate.models import load_model
+    from rlsurrogate.objectives import build_objective
+    from rlsurrogate.tasks.loaders import load_rows
+    from rlsurrogate.trainer import RLTrainer
+
+    state = PartialState()
+    out = Path(recipe.output_dir)
+    train_rows, eval_rows = load_rows(recipe.data)
+    eval_rows = eval_rows[: recipe.eval.num_prompts or len(eval_rows)]
+    funcs, weights = build_rewards(recipe)
+    objective = build_objective(recipe.objective.name, recipe.objective.params)
+    config = build_grpo_config(recipe, objective, weights)
+
+    with state.main_process_first():  # the first load of an embedded model converts it; do that once
+        model, tokenizer = load_model(recipe.model.name, recipe.model.dtype)
+    max_new_tokens = recipe.eval.max_new_tokens or recipe.generation.max_completion_length
+    before = None
+    if recipe.eval.before and eval_rows:
+        before = _cached_eval(
+            out / "eval_before.json",
+            state.is_main_process,
+            lambda: evaluate(model, tokenizer, eval_rows, max_new_tokens, recipe.eval.batch_size, progress=True),
+        )
+        _print_eval("before training", before, state.is_main_process)
+    state.wait_for_everyone()
+
+    checkpoint = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if resume and checkpoint is None and state.is_main_process:
+        print(f"--resume: no checkpoint in {out}; starting from step 0.")
+    elif checkpoint and not resume and state.is_main_process:
+        print(f"note: {out} has {Path(checkpoint).name}; pass --resume to continue from it instead of restarting.")
+
+    trainer = RLTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=config,
+        train_dataset=Dataset.from_list(train_rows),
+        processing_class=tokenizer,
+        peft_config=_peft_config(recipe),
+        objective=objective,
+        score_listeners=_score_listeners(recipe),
+    )
+    if state.is_main_process:
+        _print_batch_table(recipe, config, state.num_processes)
+    trainer.dry_run_rewards(train_rows[0])
+    resume_from = checkpoint if resume and checkpoint else None
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(str(out / "final"))
+
+    after = None
+    if recipe.eval.after and eval_rows and state.is_main_process:
+        after = evaluate(trainer.model, tokenizer, eval_rows, max_new_tokens, recipe.eval.batch_size, progress=True)
+        (out / "eval_after.json").write_text(json.dumps(after, indent=2))
+        _print_eval("after training", after, True)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    _plot_rewards(trainer.state.log_history, out / "rewards.png")
+    summary = _summary(recipe, before, after, trainer, state.num_processes)
+    summary["resumed_from_step"] = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _peft_config(recipe: Recipe) -> Any:
+    if recipe.model.lora is None:
+        return None
+    from peft import LoraConfig
+
+    lora = recipe.model.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _score_listeners(recipe: Recipe) -> list[Any]:
+    if not recipe.diagnostics.enabled:
+        return []
+    from rlsurrogate.diagnostics import RewardVarianceMonitor
+
+    return [RewardVarianceMonitor(recipe.diagnostics.flat_threshold, recipe.diagnostics.flat_steps)]
+
+
+def _cached_eval(path: Path, is_main: bool, compute: Any) -> dict[str, Any] | None:
+    """The eval stored at `path` (a resumed run keeps its baseline), else computed on the main process."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    if not is_main:
+        return None
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _print_eval(title: str, result: dict[str, Any] | None, is_main: bool) -> None:
+    if not is_main or result is None:
+        return
+    print(
+        f"[eval {title}] accuracy {result['accuracy']:.3f}  boxed rate {result['boxed_rate']:.3f}  "
+        f"mean length {result['mean_length']:.1f} tokens  ({result['num_prompts']} held-out prompts)"
+    )
+
+
+def _print_batch_table(recipe: Recipe, config: Any, num_processes: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    G = config.num_generations
+    per_device = config.per_device_train_batch_size
+    per_step = per_device * num_processes * config.gradient_accumulation_steps
+    per_generation = config.generation_batch_size
+    table = Table(title=f"resolved batch ({recipe.source or 'recipe'})", show_header=True)
+    table.add_column("")
+    table.add_column("prompts", justify="right")
+    table.add_column("completions", justify="right")
+    table.add_row("per generation (all processes)", str(per_generation // G), str(per_generation))
+    table.add_row("per optimizer step (all processes)", f"{per_step / G:g}", str(per_step))
+    table.add_row("per micro-batch (one process)", f"{per_device / G:g}", str(per_device))
+    Console().print(table)
+    print(
+        f"processes {num_processes} | num_generations {G} | gradient_accumulation_steps "
+        f"{config.gradient_accumulation_steps} | steps_per_generation {config.steps_per_generation} | "
+        f"num_iterations {config.num_iterations} | objective {recipe.objective.name} "
+        f"(loss_type {config.loss_type}) | max_steps {config.max_steps}"
+    )
+
+
+def _plot_rewards(log_history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in log_history if "reward" in r and "step" in r]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    keys = sorted({k for r in rows for k in r if k.startswith("rewards/") and k.endswith("/mean")})
+    for key in keys:
+        ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r], label=key[8:-5], alpha=0.7)
+    ax.plot([r["step"] for r in rows], [r["reward"] for r in rows], label="total (weighted)", color="black", lw=2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("mean reward of sampled completions")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _summary(recipe: Recipe, before: Any, after: Any, trainer: Any, num_processes: int) -> dict[str, Any]:
+    history = [r for r in trainer.state.log_history if "reward" in r]
+    step_times = [r["step_time"] for r in history if "step_time" in r]
+    summary: dict[str, Any] = {
+        "recipe": recipe.source,
+        "output_dir": recipe.output_dir,
+        "steps": trainer.state.global_step,
+        "world_size": num_processes,
+        "reward_first": history[0]["reward"] if history else None,
+        "reward_last": history[-1]["reward"] if history else None,
+        "mean_step_time_s": sum(step_times) / len(step_times) if step_times else None,
+    }
+    for tag, result in (("before", before), ("after", after)):
+        if result:
+            summary[f"boxed_rate_{tag}"] = result["boxed_rate"]
+            summary[f"accuracy_{tag}"] = result["accuracy"]
+            summary[f"mean_length_{tag}"] = result["mean_length"]
+    return summary

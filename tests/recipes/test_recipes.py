@@ -1,0 +1,145 @@
+"""Every shipped recipe validates; every kind of bad recipe gives its own one-line error, all at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.recipe import load_recipe, recipe_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml"))
+GOOD = {
+    "model": {"name": "smollm2-135m-instruct"},
+    "data": {"task": "arithmetic", "num_train": 16, "num_eval": 4},
+    "rewards": [{"name": "format_length"}],
+    "generation": {"num_generations": 4, "max_completion_length": 16},
+    "training": {"per_device_train_batch_size": 4, "max_steps": 1},
+}
+
+
+def _with(**changes):
+    import copy
+
+    raw = copy.deepcopy(GOOD)
+    for dotted, value in changes.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return raw
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_every_shipped_recipe_loads(path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    recipe = load_recipe(path)
+    assert recipe.rewards and recipe.model.name
+    assert path.read_text().lstrip().startswith("#"), "each recipe starts with a comment giving its launch command"
+
+
+def test_accelerate_configs_are_yaml_mappings():
+    for path in (REPO / "recipes" / "accelerate").glob("*.yaml"):
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
+def test_good_recipe_builds_typed_sections():
+    recipe = recipe_from_dict(GOOD)
+    assert recipe.generation.num_generations == 4
+    assert recipe.training_value("per_device_train_batch_size") == 4
+    assert recipe.training_value("logging_steps") == 1  # our default
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        (
+            {"training__learning_rat": 1e-5},
+            'training.learning_rat: not a GRPOConfig field. Did you mean "learning_rate"?',
+        ),
+        ({"generation__temprature": 0.7}, 'generation.temprature: unknown key. Did you mean "temperature"?'),
+        ({"generation__num_generations": "eight"}, "generation.num_generations = 'eight': must be int"),
+        ({"generation__temperature": -1.0}, "generation.temperature = -1.0: must be > 0"),
+        ({"training__per_device_train_batch_size": 6}, "is not divisible by num_generations 4"),
+        ({"data__path": "no/such/file.jsonl", "data__task": None}, 'data.path = "no/such/file.jsonl": no such file'),
+        ({"data__task": "arithmetik"}, 'data.task = "arithmetik": unknown. Did you mean "arithmetic"?'),
+        ({"objective__name": "dispo"}, 'objective.name = "dispo": unknown objective.'),
+        ({"training__num_generations": 8}, "training.num_generations: set it under generation"),
+        ({"model__name": "./missing/checkpoint"}, 'model.name = "./missing/checkpoint": no such directory'),
+    ],
+)
+def test_each_bad_recipe_gives_its_one_line_error(changes, expected):
+    with pytest.raises(ConfigError) as info:
+        recipe_from_dict(_with(**changes))
+    lines = info.value.problems
+    assert any(expected in line for line in lines), lines
+    assert all("\n" not in line for line in lines)
+
+
+def test_unknown_reward_names_the_valid_ones():
+    raw = _with(rewards=[{"name": "format_lenght"}])
+    with pytest.raises(ConfigError) as info:
+        recipe_from_dict(raw)
+    assert any('Did you mean "format_length"' in p for p in info.value.problems), info.value.problems
+
+
+def test_all_problems_are_reported_together():
+    raw = _with(training__learning_rat=1e-5, generation__temprature=0.7, data__task="arithmetik")
+    with pytest.raises(ConfigError) as info:
+        recipe_from_dict(raw)
+    assert len(info.value.problems) >= 3
+
+
+def test_unknown_section_and_missing_section():
+    raw = dict(GOOD, trainer={"x": 1})
+    del raw["rewards"]
+    with pytest.raises(ConfigError) as info:
+        recipe_from_dict(raw)
+    text = "\n".join(info.value.problems)
+    assert 'trainer: unknown section. Did you mean "training"?' in text
+    assert "rewards: missing" in text
+
+
+def test_overrides_apply_and_are_validated(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    recipe = load_recipe(path, overrides=["training.max_steps=7", "generation.temperature=0.5"])
+    assert recipe.training["max_steps"] == 7 and recipe.generation.temperature == 0.5
+    with pytest.raises(ConfigError, match="generation.temperature = 0"):
+        load_recipe(path, overrides=["generation.temperature=0"])
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_recipe(path, overrides=["training.max_steps"])
+
+
+def test_batch_check_counts_processes():
+    raw = _with(training__per_device_train_batch_size=2)
+    with pytest.raises(ConfigError, match="not divisible by num_generations 4"):
+        recipe_from_dict(raw, num_processes=1)
+    assert recipe_from_dict(raw, num_processes=2).generation.num_generations == 4
+
+
+def test_cli_prints_one_line_per_problem_without_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+        model: {name: smollm2-135m-instruct}
+        data: {task: arithmetic}
+        rewards: [{name: format_length}]
+        generation: {temprature: 0.7}
+        training: {learning_rat: 1.0e-5}
+        """
+        )
+    )
+    proc = subprocess.run([sys.executable, "-m", "rlsurrogate", "train", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert 'generation.temprature: unknown key. Did you mean "temperature"?' in proc.stderr
+    assert 'training.learning_rat: not a GRPOConfig field. Did you mean "learning_rate"?' in proc.stderr

@@ -1,0 +1,120 @@
+"""`rlsurrogate train` end to end on a tiny saved model: summary and files, 2 processes, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from rlsurrogate.models import tiny_model
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    model, tokenizer = tiny_model(seed=0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _recipe(tmp_path, checkpoint, **training):
+    raw = {
+        "model": {"name": str(checkpoint)},
+        "data": {"task": "arithmetic", "num_train": 16, "num_eval": 4},
+        "rewards": [{"name": "format_length"}, {"name": "accuracy", "weight": 0.0}],
+        "generation": {"num_generations": 4, "max_completion_length": 8},
+        "training": {
+            "per_device_train_batch_size": 4,
+            "max_steps": 2,
+            "learning_rate": 1e-3,
+            "save_steps": 1,
+            **training,
+        },
+        "eval": {"max_new_tokens": 8},
+        "output_dir": str(tmp_path / "out"),
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _env():
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint):
+    recipe = _recipe(tmp_path, tiny_checkpoint)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsurrogate", "train", str(recipe)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = _last_json(proc.stdout)
+    for key in ("boxed_rate_before", "boxed_rate_after", "accuracy_before", "accuracy_after"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["steps"] == 2 and summary["world_size"] == 1
+    out = tmp_path / "out"
+    assert (out / "final" / "config.json").is_file()
+    assert (out / "rewards.png").stat().st_size > 1000
+    assert json.loads((out / "eval_before.json").read_text())["num_prompts"] == 4
+    assert "per optimizer step" in proc.stdout  # the resolved batch table
+
+
+def test_two_process_launch_trains_with_world_size_two(tmp_path, tiny_checkpoint):
+    recipe = _recipe(tmp_path, tiny_checkpoint, per_device_train_batch_size=2)
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "-m",
+        "rlsurrogate",
+        "train",
+        str(recipe),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = _last_json(proc.stdout)
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_checkpoint):
+    recipe = _recipe(tmp_path, tiny_checkpoint, max_steps=6)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "rlsurrogate", "train", str(recipe)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "checkpoint-2" / "trainer_state.json").is_file():
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "checkpoint-2").is_dir(), "no checkpoint was written before the kill"
+    assert not (out / "summary.json").exists(), "the run finished before it could be killed"
+    saved = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = _last_json(resumed.stdout)
+    assert summary["resumed_from_step"] == saved
+    assert summary["steps"] == 6
