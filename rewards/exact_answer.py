@@ -14,10 +14,12 @@ equivalence).
 
 from __future__ import annotations
 
+from typing import Any
+
 from rlsurrogate.rewards.boxed import completion_text, last_boxed
 
 
-def exact_answer(completions, answer, **kwargs):
+def exact_answer(completions: list[Any], answer: list[str], **kwargs: Any) -> list[float]:
     """1.0 if the last boxed answer equals the `answer` column (spaces and `$` ignored), else 0.0.
 
     Example:
@@ -32,8 +34,8 @@ def exact_answer(completions, answer, **kwargs):
 
 
 # Bump when the scores change meaning; logged next to the reward's name.
-exact_answer.version = "1"
+exact_answer.version = "1"  # type: ignore[attr-defined]  # (functions take attributes; mypy does not know)
 
 
-def _normalise(text):
+def _normalise(text: str) -> str:
     return "".join(text.split()).replace("$", "")

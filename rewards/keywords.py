@@ -13,8 +13,10 @@ This file does not import rlsurrogate: any file with functions of this shape wor
 
 from __future__ import annotations
 
+from typing import Any
 
-def make_keyword_reward(keywords, case_sensitive=False):
+
+def make_keyword_reward(keywords: list[str], case_sensitive: bool = False) -> KeywordReward:
     """Reward = (number of `keywords` found in the completion) / len(keywords).
 
     Example:
@@ -31,11 +33,11 @@ class KeywordReward:
     __name__ = "keywords"
     version = "1"
 
-    def __init__(self, keywords, case_sensitive):
+    def __init__(self, keywords: list[str], case_sensitive: bool):
         self.keywords = keywords if case_sensitive else [k.lower() for k in keywords]
         self.case_sensitive = case_sensitive
 
-    def __call__(self, completions, **kwargs):
+    def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
         rewards = []
         for completion in completions:
             if not isinstance(completion, str):  # chat format: a list of messages

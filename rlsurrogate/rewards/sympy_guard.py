@@ -31,7 +31,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,7 +89,7 @@ _FUNCTIONS = {
     "lcm",
     "det",
 }
-_SIMPLE_COMMANDS = [
+_SIMPLE_COMMANDS: list[tuple[str, str | Callable[[re.Match[str]], str]]] = [
     # (LaTeX, replacement), applied in order; longer names before their prefixes.
     (r"\\\$|\\%|%|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ", ""),
     (r"\\left|\\right|\\displaystyle|\\limits|\\!|\\,|\\;|\\:|\\ |\\quad|\\qquad|~|\$", " "),
@@ -168,9 +168,10 @@ def latex_to_sympy_text(latex: str) -> str | None:
         return None
     for pattern, replacement in _COMPILED_COMMANDS:
         s = pattern.sub(replacement, s)
-    s = _expand_braced_commands(s)
-    if s is None:
+    expanded = _expand_braced_commands(s)
+    if expanded is None:
         return None
+    s = expanded
     s = re.sub(r"\\([A-Za-z]+)", r" \1 ", s)  # remaining commands (\sin, \pi, \alpha) -> their names
     s = s.replace("{", "(").replace("}", ")").replace("[", "(").replace("]", ")").replace("^", "**")
     s = re.sub(r"(?<![=!<>])=(?!=)", "==", s)  # the paper's rule: a single `=` is an equation
