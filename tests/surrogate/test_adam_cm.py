@@ -151,3 +151,23 @@ def test_invalid_arguments_are_listed_together():
     with pytest.raises(ConfigError) as err:
         AdamCM(_params(), lr=-1.0, buffer_size=-2, decay=1.5)
     assert len(err.value.problems) == 3
+
+
+def test_state_dict_round_trip_continues_identically():
+    a, b = _params(), _params()
+    opt_a = AdamCM(a, lr=0.05, buffer_size=2)
+    for t in range(3):
+        _set_grads(a, t)
+        opt_a.step()
+    with torch.no_grad():
+        for p, q in zip(b, a):
+            p.copy_(q)
+    opt_b = AdamCM(b, lr=0.05, buffer_size=2)
+    opt_b.load_state_dict(opt_a.state_dict())
+    for t in range(3, 6):
+        _set_grads(a, t)
+        _set_grads(b, t)
+        opt_a.step()
+        opt_b.step()
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p, q)
