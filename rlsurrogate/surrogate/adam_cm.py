@@ -113,7 +113,7 @@ class AdamCM(torch.optim.Optimizer):
         self._generator = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Performs one optimization step; `closure` re-evaluates the loss and is optional."""
         loss = None
         if closure is not None:
@@ -143,6 +143,7 @@ class AdamCM(torch.optim.Optimizer):
 
     def _adam_update(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         state, grad = self.state[p], p.grad
+        assert grad is not None  # step() passes only parameters with a gradient
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])
@@ -157,6 +158,7 @@ class AdamCM(torch.optim.Optimizer):
 
     def _cm_update(self, p: torch.Tensor, group: dict[str, Any], key: torch.Tensor) -> None:
         state, grad = self.state[p], p.grad
+        assert grad is not None  # step() passes only parameters with a gradient
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])

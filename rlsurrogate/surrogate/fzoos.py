@@ -269,7 +269,7 @@ def make_quadratic_clients(
     c = (center + heterogeneity * (torch.rand(n_clients, d, generator=g, dtype=torch.float64) - 0.5)).clamp(0, 1)
     x_star = (a * c).sum(0) / a.sum(0)  # per-coordinate minimiser of the average
     F_star = float((a * (x_star - c) ** 2).sum(1).mean())
-    clients = [_Quadratic(a[i], c[i]) for i in range(n_clients)]
+    clients: list[Objective] = [_Quadratic(a[i], c[i]) for i in range(n_clients)]
     return clients, F_star
 
 
@@ -304,7 +304,8 @@ class FZooS:
                 client.query(_box(x, cfg.init_radius, self.generator))
         result = _start(self.clients, x)
         self.global_w = None
-        self.local_w = local_w = [None] * N
+        local_w: list[torch.Tensor | None] = [None] * N
+        self.local_w = local_w
         messages = floats = 0
         for _ in range(cfg.rounds):
             xs = [self._local_run(c, x, rff, self.global_w, w) for c, w in zip(self.clients, local_w)]
@@ -315,7 +316,7 @@ class FZooS:
                 self._active_queries(client, x, radius, cfg.n_round_candidates, cfg.n_round_queries)
                 X, y = client.nearest(x, cfg.rff_max_points)
                 local_w[i] = rff.fit(X, y, cfg.noise * float(y.var()) if len(y) > 1 else cfg.noise)
-            self.global_w = sum(local_w) / N  # type: ignore[arg-type]
+            self.global_w = torch.stack([w for w in local_w if w is not None]).mean(0)  # (M,) server average
             messages += 4 * N  # upload x_i and w_i, download x and w
             floats += 2 * N * (d + cfg.n_features)
             _record(result, self.clients, x, messages, floats)
@@ -323,9 +324,10 @@ class FZooS:
 
     def correction(self, client_index: int, x: torch.Tensor) -> torch.Tensor:
         """Correction vector grad mu_hat_global(x) - grad mu_hat_i(x) `(d,)` from the last round of `run`."""
-        if self.global_w is None or self.local_w[client_index] is None:
+        local = self.local_w[client_index]
+        if self.rff is None or self.global_w is None or local is None:
             raise ConfigError("FZooS.correction: call run() with rounds >= 1 first.")
-        return (self.rff.grad(x[None], self.global_w) - self.rff.grad(x[None], self.local_w[client_index]))[0]
+        return (self.rff.grad(x[None], self.global_w) - self.rff.grad(x[None], local))[0]
 
     def local_gradient(self, client_index: int, x: torch.Tensor) -> torch.Tensor:
         """grad mu of client `client_index`'s derived GP at `x` `(d,)` (the uncorrected local surrogate gradient)."""
@@ -341,7 +343,7 @@ class FZooS:
         local_w: torch.Tensor | None,
     ) -> torch.Tensor:
         cfg = self.config
-        x, adam = x0.clone(), _Adam(cfg.lr)
+        x, adam = x0.clone(), _Adam(cfg.lr, x0)
         for t in range(cfg.local_iters):
             X, y = client.nearest(x, cfg.gp_max_points)
             gp = DerivedGP(X, y, cfg.noise)
@@ -383,7 +385,7 @@ class FedZO:
         for _ in range(cfg.rounds):
             xs = []
             for client in self.clients:
-                xi, adam = x.clone(), _Adam(cfg.lr)
+                xi, adam = x.clone(), _Adam(cfg.lr, x)
                 for _ in range(cfg.local_iters):
                     g, _ = finite_difference_gradient(client.query, xi, cfg.n_directions, cfg.mu, self.generator)
                     xi = adam.step(xi, g).clamp(0.0, 1.0)
@@ -431,8 +433,9 @@ class _Quadratic:
 class _Adam:
     """Adam on a plain vector (optax defaults b1 0.9, b2 0.999, eps 1e-8), fresh per local run."""
 
-    def __init__(self, lr: float):
-        self.lr, self.t, self.m, self.v = lr, 0, 0.0, 0.0
+    def __init__(self, lr: float, like: torch.Tensor):
+        self.lr, self.t = lr, 0
+        self.m, self.v = torch.zeros_like(like), torch.zeros_like(like)
 
     def step(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         self.t += 1
@@ -452,7 +455,7 @@ def _box(x: torch.Tensor, radius: float, generator: torch.Generator, n: int | No
 
 
 def _directions(d: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    blocks = []
+    blocks: list[torch.Tensor] = []
     while sum(len(b) for b in blocks) < n:
         Q, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
         blocks.append(Q.T * math.sqrt(d))

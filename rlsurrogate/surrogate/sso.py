@@ -185,7 +185,8 @@ class SSO(torch.optim.Optimizer):
         self.inner_steps = int(inner_steps)
         self.inner_optimizer = inner_optimizer
         self.inner_lr = float(inner_lr)
-        self.armijo = dict(c=armijo_c, beta=armijo_beta, expand=armijo_expand, tol=inner_tol, max_bt=max_backtracks)
+        self.armijo_c, self.armijo_beta, self.armijo_expand = armijo_c, armijo_beta, armijo_expand
+        self.inner_tol, self.max_backtracks = inner_tol, int(max_backtracks)
         self.target_line_search = target_line_search
         self.outer_c = outer_c
         self.outer_expand = outer_expand
@@ -248,7 +249,17 @@ class SSO(torch.optim.Optimizer):
 
         with torch.enable_grad():
             if self.inner_optimizer == "armijo":
-                _armijo_sgd(surrogate, params, self.inner_steps, self.inner_lr, **self.armijo)
+                _armijo_sgd(
+                    surrogate,
+                    params,
+                    self.inner_steps,
+                    self.inner_lr,
+                    self.armijo_c,
+                    self.armijo_beta,
+                    self.armijo_expand,
+                    self.inner_tol,
+                    self.max_backtracks,
+                )
             elif self.inner_optimizer == "adam":
                 _adam(surrogate, params, self.inner_steps, self.inner_lr)
             else:
