@@ -455,6 +455,17 @@ def test_micro_batches_sum_to_full_batch(score, variant, accumulation, per_gener
         assert trainer.metrics["objective/kl"][1] != 0
 
 
+def test_eval_loss_is_the_batch_objective():
+    theta = torch.randn(6, 11, dtype=torch.float64)
+    batch = _generation_batch(theta, seed=3)
+    trainer = _StandInTrainer(theta, [batch], 1, 1)
+    trainer.model.training = False
+    objective = build_objective("disco", {"tau": 0.3})
+    loss = objective.compute_loss(trainer, None, batch)
+    ref, _ = _full_batch_grad(theta, batch, objective.config)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-9)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # through the real trainer
 

@@ -1,0 +1,184 @@
+"""DisCO vs GRPO (TRL's default loss) on the built-in arithmetic task with the embedded SmolLM2-135M-Instruct.
+
+Both objectives train the same model from the same seeds for the same number of steps on one CPU process, with the
+accuracy reward (DisCO's 0/1 label; GRPO's reward) and one prompt group per optimizer step. Printed per objective:
+held-out greedy accuracy after training, mean training reward over all steps and over the last third, steps until
+the 3-step running mean of the training reward first reaches `--target`, and the median step time (TRL's
+`step_time`: generation, scoring, forward and backward). The last line is JSON.
+
+    nice -n 10 python scripts/bench_objectives.py                      # 3 seeds x 12 steps, ~30 min on 2 cores
+    nice -n 10 python scripts/bench_objectives.py --seeds 0 --steps 4  # smoke run
+
+`step_time_ratio` divides DisCO's median step time by GRPO's (pooled over seeds); `loss_time_ratio` does the same for
+the objective's `compute_loss` alone (the forward pass and the loss, without generation or backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from typing import Any
+
+OBJECTIVES = {
+    "disco": ("disco", {"label_reward": "accuracy"}),  # log-L, tau 10, delta 1e-4, beta 1e3 (paper defaults)
+    "grpo": ("dapo", {}),  # TRL 1.16's default loss_type
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--completions", type=int, default=8, help="completions per prompt (one prompt per step)")
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--eval-prompts", type=int, default=32)
+    parser.add_argument("--target", type=float, default=0.5, help="training-reward level for steps-to-target")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    args = parser.parse_args()
+
+    from rlsurrogate.evaluate import evaluate
+    from rlsurrogate.models import load_model
+    from rlsurrogate.recipe import DataConfig
+    from rlsurrogate.tasks.loaders import load_rows
+
+    train_rows, eval_rows = load_rows(DataConfig(task="arithmetic", num_train=256, num_eval=args.eval_prompts))
+    model, tokenizer = load_model(args.model)
+    before = evaluate(model, tokenizer, eval_rows, args.max_tokens)["accuracy"]
+    del model
+    print(f"held-out accuracy before training: {before:.3f} ({len(eval_rows)} prompts, greedy)", flush=True)
+
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in OBJECTIVES}
+    for seed in args.seeds:
+        for name in OBJECTIVES:
+            run = _train(name, seed, args, train_rows, eval_rows)
+            runs[name].append(run)
+            print(
+                f"seed {seed} {name:5s}: acc {run['acc']:.3f}  mean reward {statistics.mean(run['rewards']):.3f}  "
+                f"step time {statistics.median(run['step_times']):.2f} s",
+                flush=True,
+            )
+
+    summary = {name: _summarise(rs, args.target) for name, rs in runs.items()}
+    _print_table(summary, args)
+    result = {
+        "disco_acc": summary["disco"]["acc"],
+        "grpo_acc": summary["grpo"]["acc"],
+        "acc_before": before,
+        "disco_reward": summary["disco"]["reward"],
+        "grpo_reward": summary["grpo"]["reward"],
+        "disco_steps_to_target": summary["disco"]["steps_to_target"],
+        "grpo_steps_to_target": summary["grpo"]["steps_to_target"],
+        "step_time_ratio": summary["disco"]["step_time"] / summary["grpo"]["step_time"],
+        "loss_time_ratio": summary["disco"]["loss_time"] / summary["grpo"]["loss_time"],
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "target": args.target,
+    }
+    print(json.dumps(result))
+
+
+def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eval_rows: list) -> dict[str, Any]:
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from rlsurrogate.evaluate import evaluate
+    from rlsurrogate.models import load_model
+    from rlsurrogate.objectives import build_objective
+    from rlsurrogate.rewards import build_reward
+    from rlsurrogate.trainer import RLTrainer
+
+    registry_name, params = OBJECTIVES[name]
+    objective = build_objective(registry_name, params)
+    model, tokenizer = load_model(args.model)
+    with tempfile.TemporaryDirectory() as out:
+        config = GRPOConfig(
+            output_dir=out,
+            bf16=False,
+            report_to="none",
+            max_steps=args.steps,
+            num_generations=args.completions,
+            max_completion_length=args.max_tokens,
+            per_device_train_batch_size=args.completions,
+            gradient_accumulation_steps=1,
+            learning_rate=args.lr,
+            temperature=1.0,
+            logging_steps=1,
+            save_strategy="no",
+            gradient_checkpointing=False,
+            seed=seed,
+            data_seed=seed,
+            **objective.config_overrides(),
+        )
+        trainer = RLTrainer(
+            model=model,
+            reward_funcs=[build_reward("accuracy", {"answer_column": "answer"})],
+            args=config,
+            train_dataset=Dataset.from_list(train_rows),
+            processing_class=tokenizer,
+            objective=objective,
+        )
+        loss_times: list[float] = []
+        compute_loss = trainer.compute_loss
+
+        def timed(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            out = compute_loss(*a, **k)
+            loss_times.append(time.perf_counter() - start)
+            return out
+
+        trainer.compute_loss = timed
+        trainer.train()
+    history = trainer.state.log_history
+    rewards = [h["reward"] for h in history if "reward" in h]
+    step_times = [h["step_time"] for h in history if "step_time" in h][1:]  # the first step warms up
+    acc = evaluate(trainer.model, tokenizer, eval_rows, args.max_tokens)["accuracy"]
+    return {"acc": acc, "rewards": rewards, "step_times": step_times, "loss_times": loss_times[1:]}
+
+
+def _summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    reaches = [_steps_to(r["rewards"], target) for r in runs]
+    reached = [s for s in reaches if s is not None]
+    tail = max(1, len(runs[0]["rewards"]) // 3)
+    return {
+        "acc": statistics.mean(r["acc"] for r in runs),
+        "acc_sd": statistics.pstdev(r["acc"] for r in runs),
+        "reward": statistics.mean(statistics.mean(r["rewards"]) for r in runs),
+        "reward_last": statistics.mean(statistics.mean(r["rewards"][-tail:]) for r in runs),
+        "steps_to_target": statistics.mean(reached) if reached else None,
+        "reached": f"{len(reached)}/{len(runs)}",
+        "step_time": statistics.median(t for r in runs for t in r["step_times"]),
+        "loss_time": statistics.median(t for r in runs for t in r["loss_times"]),
+    }
+
+
+def _steps_to(rewards: list[float], target: float, window: int = 3) -> int | None:
+    for i in range(len(rewards)):
+        if statistics.mean(rewards[max(0, i - window + 1) : i + 1]) >= target:
+            return i + 1
+    return None
+
+
+def _print_table(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    print(
+        f"\n{len(args.seeds)} seeds x {args.steps} steps, {args.completions} completions x {args.max_tokens} tokens, "
+        f"lr {args.lr:g}, target reward {args.target}"
+    )
+    header = f"{'objective':10s} {'held-out acc':>14s} {'reward':>8s} {'reward (last 1/3)':>18s} "
+    header += f"{'steps to target':>16s} {'step time s':>12s} {'loss time s':>12s}"
+    print(header)
+    for name, s in summary.items():
+        to_target = (
+            f"{s['steps_to_target']:.1f} ({s['reached']})" if s["steps_to_target"] is not None else "not reached"
+        )
+        print(
+            f"{name:10s} {s['acc']:>8.3f}±{s['acc_sd']:.3f} {s['reward']:>8.3f} {s['reward_last']:>18.3f} "
+            f"{to_target:>16s} {s['step_time']:>12.2f} {s['loss_time']:>12.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
