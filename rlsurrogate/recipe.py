@@ -35,6 +35,7 @@ __all__ = [
     "GenerationConfig",
     "EvalConfig",
     "DiagnosticsConfig",
+    "OptimizerSpec",
     "load_recipe",
     "recipe_from_dict",
     "apply_overrides",
@@ -119,6 +120,21 @@ class ObjectiveSpec:
 
 
 @dataclass
+class OptimizerSpec:
+    name: str = field(
+        default="adamw", metadata={"help": "adamw (TRL/HF default; `training.optim` picks its variant) | adam_cm."}
+    )
+    params: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Optimizer arguments besides lr (e.g. buffer_size, decay for adam_cm)."},
+    )
+
+
+# optimizer name -> "module:class" (adamw is the Trainer's own and needs no entry)
+TRAINER_OPTIMIZERS = {"adam_cm": "rlsurrogate.surrogate.adam_cm:AdamCM"}
+
+
+@dataclass
 class GenerationConfig:
     num_generations: int = field(default=8, metadata={"help": "Completions per prompt (G); TRL needs >= 2."})
     max_completion_length: int = field(default=256, metadata={"help": "Max new tokens per completion."})
@@ -160,6 +176,7 @@ class Recipe:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     training: dict[str, Any] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     output_dir: str = "outputs/run"
     source: str | None = field(default=None, metadata={"help": "The YAML file this recipe came from."})
@@ -254,6 +271,7 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
         ("generation", GenerationConfig),
         ("eval", EvalConfig),
         ("diagnostics", DiagnosticsConfig),
+        ("optimizer", OptimizerSpec),
     ):
         built[name] = _build(cls, raw.get(name, {}), name, problems)
     if built["model"] is not None and isinstance(raw["model"].get("lora"), dict):
@@ -281,6 +299,7 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
         training=training,
         eval=built["eval"] or EvalConfig(),
         diagnostics=built["diagnostics"] or DiagnosticsConfig(),
+        optimizer=built["optimizer"] or OptimizerSpec(),
         output_dir=str(raw.get("output_dir", "outputs/run")),
         source=source,
     )
@@ -448,6 +467,8 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
     if "diagnostics" not in broken and not 0 < recipe.diagnostics.flat_threshold <= 1:
         problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
+    if "optimizer" not in broken:
+        problems += _check_optimizer(recipe.optimizer)
     training_problems = _check_training(recipe.training)
     problems += training_problems
     if "generation" in broken:
@@ -492,6 +513,29 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
     if not 0 < recipe.diagnostics.flat_threshold <= 1:
         problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
     return problems
+
+
+def _check_optimizer(spec: OptimizerSpec) -> list[str]:
+    import importlib
+    import inspect
+
+    valid = ["adamw", *TRAINER_OPTIMIZERS]
+    if spec.name not in valid:
+        return [f'optimizer.name = "{spec.name}": unknown.{did_you_mean(spec.name, valid)} Valid: {", ".join(valid)}.']
+    if spec.name == "adamw":
+        return (
+            []
+            if not spec.params
+            else ["optimizer.params: adamw takes its settings from training (optim, adam_beta1, ...)."]
+        )
+    module, _, attr = TRAINER_OPTIMIZERS[spec.name].partition(":")
+    accepted = set(inspect.signature(getattr(importlib.import_module(module), attr)).parameters) - {"params", "lr"}
+    return [
+        f"optimizer.params.{key}: not an argument of {spec.name}.{did_you_mean(key, sorted(accepted))} "
+        f"Valid: {', '.join(sorted(accepted))} (lr comes from training.learning_rate)."
+        for key in spec.params
+        if key not in accepted
+    ]
 
 
 def _reward_factory_parameters(name: str) -> list[str]:

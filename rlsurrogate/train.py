@@ -129,6 +129,7 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
         objective=objective,
         score_listeners=_score_listeners(recipe),
     )
+    trainer.optimizer_cls_and_kwargs = _optimizer_cls_and_kwargs(recipe, config)
     if state.is_main_process:
         _print_batch_table(recipe, config, state.num_processes)
     trainer.dry_run_rewards(train_rows[0])
@@ -167,6 +168,18 @@ def _peft_config(recipe: Recipe) -> Any:
         target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
+
+
+def _optimizer_cls_and_kwargs(recipe: Recipe, config: Any) -> tuple[type, dict[str, Any]] | None:
+    """(class, kwargs) for the Trainer's `optimizer_cls_and_kwargs`; None keeps the Trainer's own (AdamW)."""
+    import importlib
+
+    from rlsurrogate.recipe import TRAINER_OPTIMIZERS
+
+    if recipe.optimizer.name == "adamw":
+        return None
+    module, _, attr = TRAINER_OPTIMIZERS[recipe.optimizer.name].partition(":")
+    return getattr(importlib.import_module(module), attr), {"lr": config.learning_rate, **recipe.optimizer.params}
 
 
 def _score_listeners(recipe: Recipe) -> list[Any]:
@@ -256,6 +269,7 @@ def _summary(recipe: Recipe, before: Any, after: Any, trainer: Any, num_processe
         "reward_first": history[0]["reward"] if history else None,
         "reward_last": history[-1]["reward"] if history else None,
         "mean_step_time_s": sum(step_times) / len(step_times) if step_times else None,
+        "optimizer": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,
     }
     for tag, result in (("before", before), ("after", after)):
         if result:

@@ -27,7 +27,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
-def _recipe(tmp_path, checkpoint, **training):
+def _recipe(tmp_path, checkpoint, optimizer=None, **training):
     raw = {
         "model": {"name": str(checkpoint)},
         "data": {"task": "arithmetic", "num_train": 16, "num_eval": 4},
@@ -43,6 +43,8 @@ def _recipe(tmp_path, checkpoint, **training):
         "eval": {"max_new_tokens": 8},
         "output_dir": str(tmp_path / "out"),
     }
+    if optimizer:
+        raw["optimizer"] = optimizer
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -70,6 +72,7 @@ def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint
     for key in ("boxed_rate_before", "boxed_rate_after", "accuracy_before", "accuracy_after"):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["steps"] == 2 and summary["world_size"] == 1
+    assert summary["optimizer"] == "AdamW"
     out = tmp_path / "out"
     assert (out / "final" / "config.json").is_file()
     assert (out / "rewards.png").stat().st_size > 1000
@@ -118,3 +121,33 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_checkpoint):
     summary = _last_json(resumed.stdout)
     assert summary["resumed_from_step"] == saved
     assert summary["steps"] == 6
+
+
+def test_adam_cm_is_selectable_from_a_recipe(tmp_path, tiny_checkpoint):
+    recipe = _recipe(
+        tmp_path,
+        tiny_checkpoint,
+        optimizer={"name": "adam_cm", "params": {"buffer_size": 3}},
+        max_steps=1,
+        save_strategy="no",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlsurrogate",
+            "train",
+            str(recipe),
+            "--set",
+            "eval.before=false",
+            "--set",
+            "eval.after=false",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = _last_json(proc.stdout)
+    assert summary["optimizer"] == "AdamCM" and summary["steps"] == 1

@@ -72,6 +72,8 @@ def test_good_recipe_builds_typed_sections():
         ({"data__task": "arithmetik"}, 'data.task = "arithmetik": unknown. Did you mean "arithmetic"?'),
         ({"objective__name": "dispo"}, 'objective.name = "dispo": unknown objective.'),
         ({"training__num_generations": 8}, "training.num_generations: set it under generation"),
+        ({"optimizer__name": "adam-cm"}, 'optimizer.name = "adam-cm": unknown. Did you mean "adam_cm"?'),
+        ({"optimizer__name": "adam_cm", "optimizer__params": {"bufer_size": 3}}, "optimizer.params.bufer_size"),
         ({"model__name": "./missing/checkpoint"}, 'model.name = "./missing/checkpoint": no such directory'),
     ],
 )
