@@ -27,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlsurrogate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="rlsurrogate",
+        description="RL fine-tuning of LLMs on TRL, surrogate rewards, prompt optimization, surrogate optimizers.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
