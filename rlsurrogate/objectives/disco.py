@@ -36,6 +36,9 @@ How the loss stays the full-batch definition on TRL (written against TRL 1.16):
   optimizer step (the same objective term; a larger batch for the KL estimate).
 - Completions whose label reward returned None, and completions with no loss tokens (e.g. masked truncations), are
   neither positive nor negative.
+- With vLLM, TRL's importance-sampling correction for the sampler/trainer mismatch is not applied to DisCO's loss
+  (the authors' code has none); theta_old is the trainer's own forward at generation time, as in TRL.
+- Text models only: the forward passes no image inputs.
 
 Checked: matches a loop implementation written from the formulas and the detach-trick form on random tensors;
 2-process and 1-process runs give the same loss and gradients. The paper's results are not reproduced here.
