@@ -2,7 +2,8 @@
 
 SmolLM2-135M-Instruct often knows one-digit sums but cannot add two-digit numbers reliably, and it almost never
 puts its answer in `\\boxed{}` before training. So the problems use one-digit operands (sums up to 18, small
-differences), phrased either as a bare sum ("What is 7 + 5?") or as a one-step word problem. A label-free format
+differences), phrased mostly as one-step word problems ("Tom has 4 apples and gets 3 more. ..."), sometimes as a
+bare sum ("What is 7 + 5?"). A label-free format
 reward can then teach boxing, and accuracy (the last boxed answer checked against `answer`) shows whether the model
 boxes the *right* number.
 
@@ -23,13 +24,15 @@ EVAL_FRACTION = 0.2
 
 _NAMES = ["Tom", "Anna", "Ben", "Lucy", "Sam", "Mia", "Leo", "Emma", "Max", "Zoe"]
 _OBJECTS = ["apples", "pencils", "stickers", "marbles", "cookies", "books", "coins", "shells"]
+# Mostly one-step word problems: SmolLM2-135M-Instruct boxes some answers to word problems but almost never to a bare
+# "What is 7 + 5?", so word problems give a label-free format reward something to reinforce from the first step.
 _TEMPLATES = [
     ("sum", "What is {a} + {b}?"),
-    ("sum", "Compute {a} + {b}."),
     ("sum", "{name} has {a} {obj} and gets {b} more. How many {obj} does {name} have now?"),
     ("sum", "There are {a} {obj} in a box and {b} {obj} on the table. How many {obj} are there in total?"),
+    ("sum", "{name} found {a} {obj} in the morning and {b} {obj} in the afternoon. How many {obj} did {name} find?"),
     ("diff", "{name} has {a} {obj} and gives away {b}. How many {obj} does {name} have left?"),
-    ("diff", "What is {a} - {b}?"),
+    ("diff", "A jar holds {a} {obj}. {name} takes {b} of them. How many {obj} are left in the jar?"),
 ]
 
 

@@ -15,7 +15,7 @@ from rlsurrogate.tasks.loaders import load_rows
 
 def _solve(question: str) -> int:
     numbers = [int(n) for n in re.findall(r"\d+", question)]
-    subtract = "-" in question or "gives away" in question
+    subtract = any(word in question for word in (" - ", "gives away", "takes"))
     return numbers[0] - numbers[1] if subtract else numbers[0] + numbers[1]
 
 
