@@ -1,0 +1,8 @@
+"""Black-box prompt optimization: INSTINCT (neural-bandit instruction search) with APE, random and GP-BO baselines.
+
+Modules, in the order data flows: `tasks` (input/output pairs and metrics), `clients` (OpenAI-compatible endpoint or
+local model), `query_log` (durable JSONL log, resume, budget), `evaluator` (an instruction's black-box score),
+`candidates` (white-box soft-prompt pool, features, APE sampler), `instinct` (the loop and baselines), `reward` (the
+learned scorer as a TRL reward), `cli` (`rlsurrogate optimize-prompt`) and `serve` (`rlsurrogate serve`).
+Submodules are imported on use, so importing this package does not import torch.
+"""

@@ -1,0 +1,189 @@
+"""`rlsurrogate optimize-prompt`: find a good instruction for a black-box LLM on a task, within a query budget.
+
+    rlsurrogate optimize-prompt --task antonyms --target openai:gpt-4o-mini@https://api.openai.com/v1 --budget 30
+    rlsurrogate optimize-prompt --task my_task.jsonl --metric f1 --target hf:smollm2-135m-instruct --budget 30 \\
+        --method ape --output-dir runs/my_task
+
+The run directory holds `queries.jsonl` (every black-box call and evaluation, appended as it returns), `result.json`
+(history, best instruction, spend) and `best_score.png` (best validation score vs queries). `--resume` continues a
+run from its log: no logged call is sent again. The white-box model (candidate generation and features) is the
+embedded SmolLM2 by default; `--white-box tiny` uses a random tiny model (smoke tests only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rlsurrogate.errors import ConfigError
+
+__all__ = ["add_arguments", "run", "plot_best_curves"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="built-in task (antonyms, uppercase, ...) or a .jsonl file")
+    parser.add_argument("--metric", default=None, help="metric for a .jsonl task: exact_match, contains or f1")
+    parser.add_argument("--target", required=True, help="black box: openai:<model>@<base_url> or hf:<name>")
+    parser.add_argument("--budget", type=int, default=None, help="max black-box queries (instruction evaluations)")
+    parser.add_argument("--max-tokens-budget", type=int, default=None, help="max tokens spent (prompt + completion)")
+    parser.add_argument("--method", default="instinct", help="instinct, ape, random or gp-bo")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its query log")
+    parser.add_argument("--output-dir", default=None, help="run directory (default runs/prompt_opt/<task>-<method>)")
+    parser.add_argument("--white-box", default="smollm2-135m-instruct", help="white-box model name, or 'tiny'")
+    parser.add_argument("--pool-size", type=int, default=500, help="soft-prompt candidates (INSTINCT paper: 10000)")
+    parser.add_argument("--n-init", type=int, default=5, help="random queries before the scorer takes over")
+    parser.add_argument("--n-val", type=int, default=10, help="validation examples per query")
+    parser.add_argument("--answer-tokens", type=int, default=16, help="max tokens of each black-box answer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the method's random choices")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="NAME of the env variable with the API key")
+    parser.add_argument("--concurrency", type=int, default=4, help="black-box requests in flight")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per black-box request")
+    parser.add_argument("--max-retries", type=int, default=4, help="retries per request on 429/5xx/timeouts")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlsurrogate.prompt_opt.candidates import CandidateConfig, InstructionGenerator
+    from rlsurrogate.prompt_opt.clients import make_client
+    from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
+    from rlsurrogate.prompt_opt.instinct import METHODS, INSTINCTConfig, optimize
+    from rlsurrogate.prompt_opt.query_log import Budget, QueryLog
+    from rlsurrogate.prompt_opt.tasks import load_task
+
+    METHODS.get(args.method)  # unknown names fail before anything is loaded
+    budget = Budget(max_queries=args.budget, max_tokens=args.max_tokens_budget)
+    task_kwargs: dict[str, Any] = {"n_val": args.n_val}
+    if args.metric:
+        task_kwargs["metric"] = args.metric
+    task = load_task(args.task, **task_kwargs)
+    out = Path(args.output_dir or f"runs/prompt_opt/{task.name}-{args.method}")
+    client_kwargs = (
+        {"api_key_env": args.api_key_env, "concurrency": args.concurrency, "timeout": args.timeout,
+         "max_retries": args.max_retries} if args.target.startswith("openai:") else {}
+    )  # fmt: skip
+    client = make_client(args.target, **client_kwargs)
+    log = QueryLog(out / "queries.jsonl", resume=args.resume)
+    keys = ("task", "method", "target", "white_box", "pool_size", "n_val", "seed", "answer_tokens", "n_init")
+    meta = {k: getattr(args, k) for k in keys}
+    log.write_meta(meta)
+    model, tokenizer = _load_white_box(args.white_box)
+    generator = InstructionGenerator(model, tokenizer, task.split()[0], CandidateConfig(pool_size=args.pool_size))
+    config = INSTINCTConfig(n_init=args.n_init, seed=args.seed)
+    with _progress(args, budget) as on_evaluation:
+        evaluator = InstructionEvaluator(task, client, budget, log, args.answer_tokens, on_evaluation)
+        try:
+            result = optimize(args.method, evaluator, generator, config)
+        finally:
+            log.close()
+    summary = {
+        "task": task.name, "method": args.method, "target": args.target, "stopped": result.stopped,
+        "best_instruction": result.best.instruction if result.best else None,
+        "validation_score": result.best.score if result.best else None,
+        "queries": result.queries, "tokens": result.tokens, "new_calls": evaluator.new_calls,
+        "replayed_calls": log.replayed_calls, "best_curve": result.best_curve(),
+        "history": [{"query": e.query, "instruction": e.instruction, "score": e.score} for e in result.history],
+    }  # fmt: skip
+    (out / "result.json").write_text(json.dumps(summary, indent=2))
+    plot_best_curves({args.method: [result.best_curve()]}, out / "best_score.png", title=f"{task.name}: {args.target}")
+    _print_table(summary, out)
+    return 0
+
+
+def plot_best_curves(curves: dict[str, list[list[float]]], path: str | Path, title: str = "") -> None:
+    """PNG of best validation score vs queries: per method the median over runs, with a min-max band.
+
+    Args:
+        curves: method -> list of runs, each the best score after query 1, 2, ...
+        path: the PNG file.
+        title: the plot title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, runs in curves.items():
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        n = max(len(r) for r in runs)
+        Y = np.array([r + [r[-1]] * (n - len(r)) for r in runs])  # (runs, n): a run that stopped early stays flat
+        x = np.arange(1, n + 1)
+        ax.plot(x, np.median(Y, 0), label=method)
+        if len(runs) > 1:
+            ax.fill_between(x, Y.min(0), Y.max(0), alpha=0.15)
+    ax.set_xlabel("black-box queries")
+    ax.set_ylabel("best validation score")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---- private helpers ---------------------------------------------------------------------------------------------
+
+
+def _load_white_box(name: str) -> tuple[Any, Any]:
+    from rlsurrogate import models
+
+    if name == "tiny":
+        return models.tiny_model(seed=0)
+    return models.load_model(name)
+
+
+class _progress:
+    """A rich progress bar over the query budget (a no-op callback with --no-progress or without a query cap)."""
+
+    def __init__(self, args: argparse.Namespace, budget: Any):
+        self.enabled = not args.no_progress
+        self.total = budget.max_queries
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("best {task.fields[best]:.3f}"),
+        )  # fmt: skip
+        self.bar.start()
+        self.task_id = self.bar.add_task("queries", total=self.total, best=0.0)
+        self.best = 0.0
+
+        def on_evaluation(evaluation: Any) -> None:
+            self.best = max(self.best, evaluation.score)
+            self.bar.update(self.task_id, advance=1, best=self.best)
+
+        return on_evaluation
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def _print_table(summary: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"optimize-prompt: {summary['task']} ({summary['method']})")
+    table.add_column("best instruction", overflow="fold")
+    table.add_column("validation score", justify="right")
+    table.add_column("queries", justify="right")
+    table.add_column("tokens", justify="right")
+    score = summary["validation_score"]
+    table.add_row(
+        str(summary["best_instruction"]), "-" if score is None else f"{score:.3f}", str(summary["queries"]),
+        str(summary["tokens"]),
+    )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(f"stopped: {summary['stopped']}; results in {out}/ (result.json, queries.jsonl, best_score.png)")
+    if summary["best_instruction"] is None:
+        raise ConfigError("no query was made: raise --budget or check the task.")
