@@ -524,18 +524,25 @@ def test_trainer_step(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spg", [2, 4])
-def test_two_processes_equal_one(tmp_path, spg):
+@pytest.mark.parametrize(
+    "two, one",
+    [
+        ((4, 2, 2), (4, 4, 4)),  # one optimizer step per generation, 2 micro-batches per process (scores pre-pass)
+        ((4, 2, 4), (4, 4, 8)),  # two optimizer steps per generation: whole questions per step, KL active
+        ((8, 1, 1), (8, 2, 2)),  # one micro-batch per process and step (live forward) vs two micro-batches
+    ],
+    ids=["on-policy", "two-steps-per-generation", "single-micro-batch"],
+)
+def test_two_processes_equal_one(tmp_path, two, one):
+    """(per_device_train_batch_size, gradient_accumulation_steps, steps_per_generation) for 2 and 1 processes."""
     script = Path(__file__).with_name("disco_distributed.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     runs = {}
-    for procs, per_device, accumulation in ((2, 4, 2), (1, 4, 4)):
+    for procs, (per_device, accumulation, per_generation) in ((2, two), (1, one)):
         out = tmp_path / f"{procs}.json"
-        launch = (
-            [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-            if procs == 2
-            else [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1"]
-        )
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(procs)]
+        if procs == 2:
+            launch.insert(3, "--multi_gpu")  # with use_cpu=True this starts 2 gloo processes
         cmd = launch + [
             str(script),
             "--out",
@@ -545,16 +552,16 @@ def test_two_processes_equal_one(tmp_path, spg):
             "--accumulation",
             str(accumulation),
             "--steps-per-generation",
-            str(spg * accumulation // 2),
+            str(per_generation),
         ]
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-4000:]
         runs[procs] = json.loads(out.read_text())
-    two, one = runs[2], runs[1]
-    assert two["world_size"] == 2 and one["world_size"] == 1
-    assert len(two["steps"]) == len(one["steps"]) >= 2
-    for a, b in zip(two["steps"], one["steps"], strict=True):
+    two_run, one_run = runs[2], runs[1]
+    assert two_run["world_size"] == 2 and one_run["world_size"] == 1
+    assert len(two_run["steps"]) == len(one_run["steps"]) >= 2
+    for a, b in zip(two_run["steps"], one_run["steps"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4, abs=1e-8)
         assert a["kl"] == pytest.approx(b["kl"], rel=1e-3, abs=1e-9)
-    assert two["param_checksum"] == pytest.approx(one["param_checksum"], rel=1e-5)
+    assert two_run["param_checksum"] == pytest.approx(one_run["param_checksum"], rel=1e-5)
