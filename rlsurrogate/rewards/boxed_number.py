@@ -5,6 +5,14 @@ R_f accepts any SymPy-parsable content, so a policy can learn to box a whole exp
 equation; this reward accepts only an optional sign followed by an integer, a decimal or a simple fraction
 (`a/b`, `\\frac{a}{b}`, `\\dfrac`, `\\tfrac`). It is our addition, not from the paper.
 
+Two options make it a reward a small model can learn from without being hacked (both off by default):
+- `single_box`: the completion must contain exactly one `\\boxed`, so "box everything" outputs such as
+  `\\boxed{2} + \\boxed{3} = \\boxed{6}` score nothing.
+- `partial_credit`: completions that contain `\\boxed` but fail the rule score this much (e.g. 0.2) instead of 0.
+  A model that almost never boxes (SmolLM2-135M samples a box in a few percent of completions) otherwise sees
+  all-zero groups and gets no gradient; partial credit bootstraps boxing, and the full score still goes only to one
+  box holding one number.
+
 Metrics: `rewards/boxed_number/mean` (fraction of completions ending in a boxed plain number).
 """
 
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed import completion_text, last_boxed, parse_plain_number
 from rlsurrogate.rewards.loading import REWARDS
 
@@ -30,14 +39,25 @@ def boxed_number_ok(completion: Any) -> bool:
 
 
 @REWARDS.register("boxed_number")
-def make_boxed_number() -> _BoxedNumberReward:
-    """Boxed-number reward ∈ {0, 1}: 1 iff the last `\\boxed{}` holds exactly one plain number.
+def make_boxed_number(single_box: bool = False, partial_credit: float = 0.0) -> _BoxedNumberReward:
+    """Boxed-number reward ∈ {0, partial_credit, 1}: 1 iff the last `\\boxed{}` holds exactly one plain number.
+
+    Args:
+        single_box: also require that `\\boxed` occurs exactly once in the completion.
+        partial_credit: score in [0, 1) of a completion that contains `\\boxed` but fails the rule.
 
     Example:
         >>> make_boxed_number()(completions=["\\\\boxed{12}", "\\\\boxed{\\\\frac{1}{3}}", "\\\\boxed{x=1}"])
         [1.0, 1.0, 0.0]
     """
-    return _BoxedNumberReward()
+    problems = []
+    if not isinstance(single_box, bool):
+        problems.append(f"single_box = {single_box!r}: must be true or false.")
+    if isinstance(partial_credit, bool) or not isinstance(partial_credit, int | float) or not 0 <= partial_credit < 1:
+        problems.append(f"partial_credit = {partial_credit!r}: must be a number in [0, 1), e.g. 0.2; 0 turns it off.")
+    if problems:
+        raise ConfigError(problems)
+    return _BoxedNumberReward(single_box, float(partial_credit))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -45,7 +65,16 @@ def make_boxed_number() -> _BoxedNumberReward:
 
 class _BoxedNumberReward:
     __name__ = "boxed_number"
-    version = "1"
+    version = "2"  # 2: single_box and partial_credit options (defaults score as version 1)
+
+    def __init__(self, single_box: bool = False, partial_credit: float = 0.0):
+        self.single_box, self.partial_credit = single_box, partial_credit
 
     def __call__(self, completions: list[Any], **kwargs: Any) -> list[float | None]:
-        return [float(boxed_number_ok(c)) for c in completions]
+        return [self._score(completion_text(c)) for c in completions]
+
+    def _score(self, text: str) -> float:
+        ok = boxed_number_ok(text) and (not self.single_box or text.count("\\boxed") == 1)
+        if ok:
+            return 1.0
+        return self.partial_credit if "\\boxed" in text else 0.0

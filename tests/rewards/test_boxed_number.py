@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from rlsurrogate.rewards.boxed_number import boxed_number_ok, make_boxed_number
@@ -24,4 +26,23 @@ def test_last_box_decides_and_chat_format_works():
     chat = [{"role": "assistant", "content": r"\boxed{5}"}]
     completions = [r"\boxed{x} then \boxed{2}", r"\boxed{2} then \boxed{x}", chat, "no box"]
     assert reward(completions=completions) == [1.0, 0.0, 1.0, 0.0]
-    assert reward.__name__ == "boxed_number" and reward.version == "1"
+    assert reward.__name__ == "boxed_number" and reward.version == "2"
+
+
+def test_single_box_rejects_boxing_everything_and_partial_credit_bootstraps():
+    import pytest
+
+    from rlsurrogate.errors import ConfigError
+
+    reward = make_boxed_number(single_box=True, partial_credit=0.2)
+    completions = [
+        "4 + 7 = \\boxed{11}",  # one box, one number
+        "\\boxed{4} + \\boxed{7} = \\boxed{11}",  # boxes everything: partial only
+        "The answer is \\boxed{}.",  # a box, but empty
+        "4 + 7 = 11",  # no box
+    ]
+    assert reward(completions=completions) == [1.0, 0.2, 0.2, 0.0]
+    assert make_boxed_number()(completions=completions) == [1.0, 1.0, 0.0, 0.0]  # defaults unchanged
+    assert pickle.loads(pickle.dumps(reward))(completions=completions) == [1.0, 0.2, 0.2, 0.0]
+    with pytest.raises(ConfigError, match="partial_credit = 1.5"):
+        make_boxed_number(partial_credit=1.5)
