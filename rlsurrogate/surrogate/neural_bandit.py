@@ -1,0 +1,327 @@
+"""NeuralUCB and NeuralTS over a finite set of feature vectors, as INSTINCT uses them (Lin et al., ICML 2024).
+
+INSTINCT (INSTruction optimization usIng Neural bandits Coupled with Transformers) scores a fixed pool of candidate
+prompts, each represented by an LLM hidden state, with a small MLP `f(x; theta)` and picks candidates by
+NeuralUCB (Zhou, Li & Gu, ICML 2020, arXiv 1911.04462, Alg. 1):
+
+    mu(x)    = f(x; theta)
+    g(x)     = d f(x; theta) / d theta                          (per-candidate gradient, all p parameters)
+    sigma(x) = sqrt(lambda nu g(x)^T U^{-1} g(x))               (full exploration matrix, U = lambda I + sum g g^T)
+             = sqrt(sum_k lambda nu g_k(x)^2 / U_k)             (diagonal approximation, U = lambda 1 + sum g^2)
+    UCB(x)   = mu(x) + sigma(x);   select argmax UCB over the candidates not yet chosen.
+
+NeuralTS (Zhang, Zhou, Li & Gu, ICLR 2021, arXiv 2010.00827, Alg. 1) replaces the bonus by a draw
+`mu(x) + sigma(x) xi`, `xi ~ N(0, 1)` per candidate.
+
+After each observation `U` is updated with the selected candidate's gradient and the network is retrained from the
+same initial weights (full-batch Adam, lr 1e-3, weight decay `lambda / n`, MSE on the raw scores). Inputs are
+standardised with the mean and standard deviation of the observed features.
+
+Defaults follow INSTINCT's released scripts (`Induction/experiments/run_neural_bandits.sh`, METHODS.md §4.1):
+`nu = 1`, `lambda = 0.1`, width 100, 1000 training steps, a random subset of `n_eval = 1000` candidates scored per
+step, all weights initialised N(0, 1) with a fixed seed.
+
+Deviations: gradients are taken with `torch.func` (vmap of grad) in chunks instead of INSTINCT's per-sample loop; the
+feature standardisation uses a floor of 1e-6 on the standard deviation (INSTINCT divides by the raw std); the
+`NeuralBanditOptimizer` adapter (registered as "neural_ucb" / "neural_ts") runs the bandit over a Sobol pool of the
+unit cube, which is INSTINCT's search space Z with the identity as the feature map.
+Checked: the unit-test properties of METHODS.md §4.3; no end-to-end INSTINCT result reproduced here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from torch.quasirandom import SobolEngine
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer
+
+__all__ = ["NeuralUCB", "NeuralTS", "NeuralBanditOptimizer", "ucb_bonus_diag", "ucb_bonus_full"]
+
+# Candidates per chunk when computing per-candidate gradients (bounds memory at chunk x p floats).
+_CHUNK = 256
+# Largest parameter count for which the full p x p exploration matrix is allowed (p^2 float64 = 3.2 GB at 20k).
+_MAX_FULL_PARAMS = 20_000
+
+
+def ucb_bonus_diag(G: Tensor, U_diag: Tensor, lam: float, nu: float) -> Tensor:
+    """Diagonal NeuralUCB bonus `sqrt(sum_k lam nu G_k^2 / U_k)` (INSTINCT's approximation).
+
+    Args:
+        G: `(N, p)` per-candidate gradients.
+        U_diag: `(p,)` diagonal of the exploration matrix.
+        lam: Regularisation lambda.
+        nu: Exploration scale nu.
+
+    Returns:
+        `(N,)` bonuses sigma(x) >= 0.
+    """
+    return torch.sqrt(lam * nu * (G**2 / U_diag).sum(-1))
+
+
+def ucb_bonus_full(G: Tensor, U_inv: Tensor, lam: float, nu: float) -> Tensor:
+    """Full NeuralUCB bonus `sqrt(lam nu g^T U^{-1} g)`; `G` is `(N, p)`, `U_inv` `(p, p)`, returns `(N,)`."""
+    return torch.sqrt((lam * nu * ((G @ U_inv) * G).sum(-1)).clamp_min(0.0))
+
+
+class NeuralUCB:
+    """NeuralUCB bandit over a finite candidate set of feature vectors (INSTINCT's surrogate).
+
+    Args:
+        dim: Feature dimension.
+        nu: Exploration scale (INSTINCT: 1).
+        lam: Regularisation lambda; U starts at `lam * I` and the weight decay is `lam / n` (INSTINCT: 0.1).
+        width: Hidden width of the one-hidden-layer ReLU network (INSTINCT: 100).
+        train_steps: Full-batch Adam steps per retraining, always from the initial weights (INSTINCT: 1000).
+        lr: Adam learning rate (INSTINCT: 1e-3).
+        exploration: "diag" (INSTINCT) or "full" exploration matrix.
+        n_eval: Candidates scored per `select` (a random subset; None scores all; INSTINCT: 1000).
+        maximize: Whether larger values are better.
+        seed: Seed of the initial weights, the candidate subsets and (NeuralTS) the draws.
+
+    Example:
+        >>> bandit = NeuralUCB(dim=8, train_steps=50, seed=0)
+        >>> features = torch.randn(100, 8)
+        >>> i = bandit.select(features)
+        >>> bandit.update(features[i], 0.7)
+        >>> mean, bonus = bandit.predict(features)   # (100,), (100,)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        nu: float = 1.0,
+        lam: float = 0.1,
+        width: int = 100,
+        train_steps: int = 1000,
+        lr: float = 1e-3,
+        exploration: str = "diag",
+        n_eval: int | None = 1000,
+        maximize: bool = True,
+        seed: int = 0,
+    ):
+        problems = []
+        if nu < 0 or lam <= 0:
+            problems.append(f"nu = {nu}, lam = {lam}: need nu >= 0 and lam > 0 (INSTINCT: nu 1, lambda 0.1).")
+        if exploration not in ("diag", "full"):
+            problems.append(f"exploration = {exploration!r}: must be 'diag' or 'full'.")
+        if width < 1 or train_steps < 0 or dim < 1:
+            problems.append(f"dim = {dim}, width = {width}, train_steps = {train_steps}: need >= 1, >= 1, >= 0.")
+        n_params = width * dim + 2 * width + 1
+        if exploration == "full" and n_params > _MAX_FULL_PARAMS:
+            problems.append(f"exploration = 'full' with {n_params} parameters: use 'diag' above {_MAX_FULL_PARAMS}.")
+        if problems:
+            raise ConfigError(problems, header="invalid NeuralUCB arguments")
+        self.dim, self.nu, self.lam, self.width = dim, nu, lam, width
+        self.train_steps, self.lr, self.exploration, self.n_eval = train_steps, lr, exploration, n_eval
+        self.maximize, self.seed = maximize, seed
+        self.net = nn.Sequential(nn.Linear(dim, width), nn.ReLU(), nn.Linear(width, 1)).double()
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in self.net.parameters():  # INSTINCT initialises every weight and bias N(0, 1)
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+        self.init_params = {k: v.detach().clone() for k, v in self.net.named_parameters()}
+        self.n_params = n_params
+        self.U = torch.full((n_params,), lam, dtype=torch.float64)  # diagonal of U
+        self.U_inv = torch.eye(n_params, dtype=torch.float64) / lam if exploration == "full" else None
+        self.features: list[Tensor] = []
+        self.values: list[float] = []
+        self.n_select = 0
+
+    # -- public API ------------------------------------------------------------------------------------------------
+    def predict(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Network mean and exploration bonus.
+
+        Args:
+            features: `(N, dim)` candidate features.
+
+        Returns:
+            `(mean, bonus)`, each `(N,)`: `f(x; theta)` in the objective's sign and `sigma(x) >= 0`.
+        """
+        X = self._standardise(torch.as_tensor(features, dtype=torch.float64))
+        means, bonuses = [], []
+        for chunk in X.split(_CHUNK):
+            G = self._gradients(chunk)  # (chunk, p)
+            if self.exploration == "diag":
+                bonuses.append(ucb_bonus_diag(G, self.U, self.lam, self.nu))
+            else:
+                bonuses.append(ucb_bonus_full(G, self.U_inv, self.lam, self.nu))
+            with torch.no_grad():
+                means.append(self.net(chunk).squeeze(-1))
+        mean = torch.cat(means)
+        return (mean if self.maximize else -mean), torch.cat(bonuses)
+
+    def select(self, features: Tensor, exclude: list[int] | Tensor | None = None) -> int:
+        """Index of the candidate with the largest score (UCB, or a Thompson draw for NeuralTS).
+
+        Args:
+            features: `(N, dim)` candidate features.
+            exclude: Indices that may not be chosen (e.g. already evaluated).
+
+        Returns:
+            The chosen row index into `features`.
+        """
+        N = features.shape[0]
+        allowed = torch.ones(N, dtype=torch.bool)
+        if exclude is not None and len(exclude) > 0:
+            allowed[torch.as_tensor(exclude, dtype=torch.long)] = False
+        idx = allowed.nonzero().squeeze(-1)
+        if idx.numel() == 0:
+            raise ConfigError(f"select: all {N} candidates are excluded; pass a larger pool or fewer exclusions.")
+        gen = torch.Generator().manual_seed(self.seed * 7919 + self.n_select)
+        self.n_select += 1
+        if self.n_eval is not None and idx.numel() > self.n_eval:
+            idx = idx[torch.randperm(idx.numel(), generator=gen)[: self.n_eval]]
+        mean, bonus = self.predict(features[idx])
+        score = self._score(mean, bonus, gen)
+        return int(idx[score.argmax()])
+
+    def update(self, feature: Tensor, value: float) -> None:
+        """Adds one observation: grows U with the candidate's gradient, then retrains from the initial weights.
+
+        Args:
+            feature: `(dim,)` feature vector of the evaluated candidate.
+            value: Its observed value.
+        """
+        x = torch.as_tensor(feature, dtype=torch.float64).reshape(1, self.dim)
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"update: value = {value} is not finite; drop failed evaluations.")
+        g = self._gradients(self._standardise(x))[0]  # (p,)
+        self.U = self.U + g**2
+        if self.U_inv is not None:  # Sherman-Morrison rank-one update of U^{-1}
+            Ug = self.U_inv @ g
+            self.U_inv = self.U_inv - torch.outer(Ug, Ug) / (1.0 + g @ Ug)
+        self.features.append(x[0])
+        self.values.append(float(value))
+        self._train()
+
+    # -- training ----------------------------------------------------------------------------------------------------
+    def _train(self) -> None:
+        with torch.no_grad():
+            for k, p in self.net.named_parameters():
+                p.copy_(self.init_params[k])
+        X = self._standardise(torch.stack(self.features))  # (n, dim)
+        y = torch.tensor(self.values, dtype=torch.float64) * (1.0 if self.maximize else -1.0)  # (n,)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.lam / len(self.values))
+        for _ in range(self.train_steps):
+            opt.zero_grad()
+            loss = ((self.net(X).squeeze(-1) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+
+    def _score(self, mean: Tensor, bonus: Tensor, gen: torch.Generator) -> Tensor:
+        return mean + bonus
+
+    # -- helpers -----------------------------------------------------------------------------------------------------
+    def _standardise(self, X: Tensor) -> Tensor:
+        if not self.features:
+            return X
+        F = torch.stack(self.features)
+        return (X - F.mean(0)) / F.std(0, unbiased=False).clamp_min(1e-6)
+
+    def _gradients(self, X: Tensor) -> Tensor:
+        """Per-candidate gradients of the network output w.r.t. all parameters: `(N, dim)` -> `(N, p)`."""
+        params = {k: v.detach() for k, v in self.net.named_parameters()}
+
+        def f(p: dict[str, Tensor], x: Tensor) -> Tensor:
+            return functional_call(self.net, p, (x.unsqueeze(0),)).squeeze()
+
+        grads = vmap(grad(f), in_dims=(None, 0))(params, X)
+        return torch.cat([grads[k].reshape(X.shape[0], -1) for k in params], dim=1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": {k: v.clone() for k, v in self.net.state_dict().items()},
+            "U": self.U.clone(),
+            "U_inv": None if self.U_inv is None else self.U_inv.clone(),
+            "features": [f.clone() for f in self.features],
+            "values": list(self.values),
+            "n_select": self.n_select,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.U, self.U_inv = state["U"].clone(), None if state["U_inv"] is None else state["U_inv"].clone()
+        self.features, self.values = [f.clone() for f in state["features"]], list(state["values"])
+        self.n_select = state["n_select"]
+
+
+class NeuralTS(NeuralUCB):
+    """NeuralTS: same network and exploration matrix, but scores are draws `mu + sigma xi`, `xi ~ N(0, 1)`."""
+
+    def _score(self, mean: Tensor, bonus: Tensor, gen: torch.Generator) -> Tensor:
+        return mean + bonus * torch.randn(mean.shape, generator=gen, dtype=mean.dtype)
+
+
+class NeuralBanditOptimizer(SurrogateOptimizer):
+    """Ask/tell adapter: a neural bandit over a scrambled Sobol pool of the unit cube (INSTINCT's Z).
+
+    Args:
+        space: A `SearchSpace` or `2 x d` bounds.
+        maximize: Direction of the objective.
+        seed: Seed of the pool, the network and the draws.
+        n_domain: Pool size (INSTINCT: 10000 Sobol points).
+        n_init: Random pool points evaluated before the bandit starts (INSTINCT: 40).
+        **bandit_kwargs: Passed to `NeuralUCB` / `NeuralTS` (nu, lam, width, train_steps, exploration, n_eval).
+    """
+
+    bandit_cls: type[NeuralUCB] = NeuralUCB
+
+    def __init__(
+        self,
+        space: SearchSpace | Tensor | list[list[float]],
+        *,
+        maximize: bool = True,
+        seed: int = 0,
+        n_domain: int = 10_000,
+        n_init: int = 40,
+        **bandit_kwargs: Any,
+    ):
+        super().__init__(space, maximize=maximize, seed=seed)
+        self.n_domain, self.n_init = n_domain, n_init
+        self.pool = SobolEngine(self.space.dim, scramble=True, seed=seed).draw(n_domain, dtype=torch.float64)
+        self.bandit = self.bandit_cls(self.space.dim, maximize=maximize, seed=seed, **bandit_kwargs)
+        self.chosen: list[int] = []
+
+    def _ask_unit(self, n: int, seed: int) -> Tensor:
+        picks: list[int] = []
+        if len(self.chosen) < self.n_init:
+            gen = torch.Generator().manual_seed(seed)
+            free = torch.tensor(sorted(set(range(self.n_domain)) - set(self.chosen)))
+            picks = free[torch.randperm(free.numel(), generator=gen)[:n]].tolist()
+        else:
+            for _ in range(n):
+                picks.append(self.bandit.select(self.pool, exclude=self.chosen + picks))
+        self.chosen.extend(picks)
+        return self.pool[picks]  # n x d
+
+    def tell(self, X: Tensor, Y: Tensor | list[float] | float) -> None:
+        super().tell(X, Y)
+        n = torch.as_tensor(Y).numel()
+        for u, y in zip(self.space.to_unit(self.X[-n:]), self.Y[-n:].tolist()):
+            self.bandit.update(u, y)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"chosen": list(self.chosen), "bandit": self.bandit.state_dict()}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.chosen = list(extra["chosen"])
+        self.bandit.load_state_dict(extra["bandit"])
+
+
+@OPTIMIZERS.register("neural_ucb")
+class NeuralUCBOptimizer(NeuralBanditOptimizer):
+    """NeuralUCB over a Sobol pool (see `NeuralBanditOptimizer`)."""
+
+
+@OPTIMIZERS.register("neural_ts")
+class NeuralTSOptimizer(NeuralBanditOptimizer):
+    """NeuralTS over a Sobol pool (see `NeuralBanditOptimizer`)."""
+
+    bandit_cls = NeuralTS
