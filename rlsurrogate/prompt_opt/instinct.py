@@ -21,7 +21,6 @@ Baselines (METHODS.md §4.2):
 
 Deviations:
 - NeuralUCB scores the whole (small) pool each iteration instead of a random subset of `n_eval` = 1000 candidates.
-- Pool features are standardised with the pool's mean and std once (the paper: the training features' stats).
 - GP-BO maximises EI over the unqueried pool points instead of running CMA-ES in the continuous z space, and uses
   a Matérn kernel on z only (InstructZero's instruction-coupled kernel is not implemented).
 - `n_init` defaults to 5 (the paper: 40 of 165 queries), since our benchmark budget is 30 queries.
@@ -59,9 +58,7 @@ class INSTINCTConfig:
     nu: float = field(default=1.0, metadata={"help": "NeuralUCB exploration scale nu (INSTINCT .sh: 1)."})
     lam: float = field(default=0.1, metadata={"help": "NeuralUCB regularisation lambda (INSTINCT .sh: 0.1)."})
     hidden: int = field(default=100, metadata={"help": "Width of the scorer's hidden layer (INSTINCT: 100)."})
-    train_steps: int = field(
-        default=300, metadata={"help": "Adam steps per refit (INSTINCT .sh: 1000; 300 suffices for <= 30 points)."}
-    )
+    train_steps: int = field(default=1000, metadata={"help": "Adam steps per refit (INSTINCT .sh: 1000)."})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the scorer (INSTINCT: 1e-3)."})
     ape_oversample: int = field(default=2, metadata={"help": "APE samples per query of budget (APE: 50 prompts)."})
     seed: int = field(default=0, metadata={"help": "Seed of the random choices and the scorer's initial weights."})
@@ -141,8 +138,8 @@ def make_neural_ucb(dim: int, config: INSTINCTConfig) -> Any:
     from rlsurrogate.surrogate.neural_bandit import NeuralUCB
 
     return NeuralUCB(
-        dim, hidden=config.hidden, nu=config.nu, lam=config.lam, lr=config.lr, train_steps=config.train_steps,
-        seed=config.seed,
+        dim, nu=config.nu, lam=config.lam, width=config.hidden, train_steps=config.train_steps, lr=config.lr,
+        n_eval=None, seed=config.seed,
     )  # fmt: skip
 
 
@@ -151,7 +148,7 @@ def make_neural_ucb(dim: int, config: INSTINCTConfig) -> Any:
 
 @METHODS.register("instinct")
 def _instinct(state: _PoolState, config: INSTINCTConfig, *, features: Tensor | None, bandit_factory: Any) -> None:
-    H = _standardize(features if features is not None else state.generator.pool_features())  # (N, h)
+    H = (features if features is not None else state.generator.pool_features()).double()  # (N, hidden)
     bandit = bandit_factory(H.shape[1], config)
     for i in state.random_order()[: config.n_init]:
         if i not in state.excluded:
@@ -242,8 +239,3 @@ class _PoolState:
         evaluation = self.evaluator.evaluate(self.instructions[i])
         self.excluded.add(i)
         return evaluation
-
-
-def _standardize(H: Tensor) -> Tensor:
-    H = H.double()
-    return (H - H.mean(0)) / H.std(0).clamp_min(1e-8)

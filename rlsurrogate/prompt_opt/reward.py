@@ -50,8 +50,9 @@ class InstructionFeaturizer:
         for start in range(0, len(instructions), self.batch_size):
             texts = [FEATURE_TEMPLATE.format(instruction=t) for t in instructions[start : start + self.batch_size]]
             enc = _encode_left_padded(self.tokenizer, texts)  # left padding: the last position is a real token
-            hidden = self.model(**enc, output_hidden_states=True).hidden_states[-1]  # (b, T, hidden)
-            out.append(hidden[:, -1, :].float())
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp_min(0)  # (b, T): padding must not shift positions
+            out_ = self.model(**enc, position_ids=positions, output_hidden_states=True)
+            out.append(out_.hidden_states[-1][:, -1, :].float())  # (b, hidden)
         return torch.cat(out)  # (n, hidden)
 
 

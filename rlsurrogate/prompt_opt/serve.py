@@ -153,8 +153,8 @@ class ChatServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def answer(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The chat.completion object for one parsed request body."""
+    def answer(self, body: dict[str, Any], received: float | None = None) -> dict[str, Any]:
+        """The chat.completion object for one parsed request body (`received`: arrival time, for the log)."""
         messages = body["messages"]
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 64)
         temperature = float(body.get("temperature") or 0.0)
@@ -163,7 +163,7 @@ class ChatServer:
             if self.request_log is not None:
                 key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
                 with open(self.request_log, "a") as f:
-                    f.write(json.dumps({"key": key, "time": time.time()}) + "\n")
+                    f.write(json.dumps({"key": key, "time": received or time.time()}) + "\n")
         return {
             "id": f"chatcmpl-{int(time.time() * 1e6)}",
             "object": "chat.completion",
@@ -254,6 +254,7 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
         def do_POST(self) -> None:  # noqa: N802
+            received = time.time()
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length)
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
@@ -277,7 +278,7 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             else:
                 if fault == "slow":
                     time.sleep(server.faults.slow_seconds)
-                self._json(200, server.answer(body))
+                self._json(200, server.answer(body, received))
 
         def _json(self, status: int, obj: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             self._raw(status, json.dumps(obj).encode(), headers)

@@ -87,7 +87,7 @@ def test_kill_mid_run_then_resume_repeats_no_query(tmp_path, tiny):
                f"openai:tiny@{srv.base_url}", "--budget", "4", "--method", "ape", "--white-box", "tiny",
                "--pool-size", "8", "--n-val", "3", "--answer-tokens", "3", "--concurrency", "1",
                "--output-dir", str(out), "--no-progress"]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         log_path = out / "queries.jsonl"
         deadline = time.time() + 120
