@@ -8,10 +8,10 @@ random numbers so that answers rarely repeat; the rewards' verdict caches are cl
 The adversarial set holds answers that hang naive SymPy/math-verify (power towers, huge factorials and binomials),
 1 MB strings, deep nesting and many boxes, plus admissible answers that are merely slow to grade (six nested
 parentheses, 100-term sums), which only the per-completion deadline bounds.
-`reward_share_of_step` is the time the CPU Format-Length recipe's rewards
-(format_length, accuracy, boxed_number) take for one quickstart step of `--per-step` completions, divided by
-`--step-seconds` (a quickstart step takes about 18 s on a 2-core CPU). Times are wall-clock on this machine; the
-per-completion deadline inside the rewards counts CPU time, reported as `cpu_ms`.
+`reward_share_of_step` is the time the CPU Format-Length recipe's rewards (format_length, accuracy, boxed_number;
+a superset of the quickstart's boxed_number + accuracy) take for one quickstart step of `--per-step` completions,
+divided by `--step-seconds` (a quickstart step takes about 18 s on a 2-core CPU). Times are wall-clock on this
+machine; the per-completion deadline inside the rewards counts CPU time, reported as `cpu_ms`.
 The last line is JSON with the key figures.
 """
 
@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from rlsurrogate.rewards import accuracy, build_reward, sympy_guard  # noqa: E402
 
-RECIPE_REWARDS = ("format_length", "accuracy", "boxed_number")  # recipes/format_length_cpu.yaml
+# recipes/format_length_cpu.yaml; a superset of the quickstart's (boxed_number, accuracy), so an upper bound for it.
+RECIPE_REWARDS = ("format_length", "accuracy", "boxed_number")
 SPECS = [
     ("format", {}),
     ("length", {"max_length": 64}),

@@ -13,7 +13,7 @@ Two options make it a reward a small model can learn from without being hacked (
   all-zero groups and gets no gradient; partial credit bootstraps boxing, and the full score still goes only to one
   box holding one number.
 
-Metrics: `rewards/boxed_number/mean` (fraction of completions ending in a boxed plain number).
+Metrics: `rewards/boxed_number/mean` (with the defaults: fraction of completions ending in a boxed plain number).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def boxed_number_ok(completion: Any) -> bool:
 
 
 @REWARDS.register("boxed_number")
-def make_boxed_number(single_box: bool = False, partial_credit: float = 0.0) -> _BoxedNumberReward:
+def make_boxed_number(*, single_box: bool = False, partial_credit: float = 0.0) -> _BoxedNumberReward:
     """Boxed-number reward ∈ {0, partial_credit, 1}: 1 iff the last `\\boxed{}` holds exactly one plain number.
 
     Args:
@@ -52,9 +52,11 @@ def make_boxed_number(single_box: bool = False, partial_credit: float = 0.0) -> 
     """
     problems = []
     if not isinstance(single_box, bool):
-        problems.append(f"single_box = {single_box!r}: must be true or false.")
+        problems.append(f"boxed_number.single_box = {single_box!r}: must be true or false.")
     if isinstance(partial_credit, bool) or not isinstance(partial_credit, int | float) or not 0 <= partial_credit < 1:
-        problems.append(f"partial_credit = {partial_credit!r}: must be a number in [0, 1), e.g. 0.2; 0 turns it off.")
+        problems.append(
+            f"boxed_number.partial_credit = {partial_credit!r}: must be a number in [0, 1), e.g. 0.2; 0 turns it off."
+        )
     if problems:
         raise ConfigError(problems)
     return _BoxedNumberReward(single_box, float(partial_credit))

@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed_number import boxed_number_ok, make_boxed_number
 
 
@@ -30,10 +31,6 @@ def test_last_box_decides_and_chat_format_works():
 
 
 def test_single_box_rejects_boxing_everything_and_partial_credit_bootstraps():
-    import pytest
-
-    from rlsurrogate.errors import ConfigError
-
     reward = make_boxed_number(single_box=True, partial_credit=0.2)
     completions = [
         "4 + 7 = \\boxed{11}",  # one box, one number
@@ -44,5 +41,5 @@ def test_single_box_rejects_boxing_everything_and_partial_credit_bootstraps():
     assert reward(completions=completions) == [1.0, 0.2, 0.2, 0.0]
     assert make_boxed_number()(completions=completions) == [1.0, 1.0, 0.0, 0.0]  # defaults unchanged
     assert pickle.loads(pickle.dumps(reward))(completions=completions) == [1.0, 0.2, 0.2, 0.0]
-    with pytest.raises(ConfigError, match="partial_credit = 1.5"):
+    with pytest.raises(ConfigError, match="boxed_number.partial_credit = 1.5"):
         make_boxed_number(partial_credit=1.5)
