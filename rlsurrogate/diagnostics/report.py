@@ -176,6 +176,7 @@ def sample_completions(
         for r in rows
     ]
     torch.manual_seed(seed)
+    t0 = time.perf_counter()
     device = next(model.parameters()).device
     model.eval()
     completions: list[str] = []
@@ -200,6 +201,9 @@ def sample_completions(
                 completion_ids.append(ids)
                 completions.append(tokenizer.decode(ids, skip_special_tokens=True))
             bar.advance(task, len(chunk))
+            if progress and not bar.console.is_terminal:  # a log file gets a line per batch instead of a bar
+                done = min(start + batch_size, len(texts))
+                print(f"sampled {done}/{len(texts)} prompts ({time.perf_counter() - t0:.0f} s)", flush=True)
     return Samples(rows=rows, k=k, completions=completions, completion_ids=completion_ids)
 
 
