@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rlsurrogate.prompt_opt.candidates import CandidateConfig, InstructionGenerator
-    from rlsurrogate.prompt_opt.clients import make_client
+    from rlsurrogate.prompt_opt.clients import LocalHFClient, make_client
     from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
     from rlsurrogate.prompt_opt.instinct import METHODS, INSTINCTConfig, optimize
     from rlsurrogate.prompt_opt.query_log import Budget, QueryLog
@@ -63,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
         {"api_key_env": args.api_key_env, "concurrency": args.concurrency, "timeout": args.timeout,
          "max_retries": args.max_retries} if args.target.startswith("openai:") else {}
     )  # fmt: skip
-    client = make_client(args.target, **client_kwargs)
+    # a bad target fails here, before anything is loaded; hf: targets are loaded after the white box
+    client = None if args.target.startswith("hf:") else make_client(args.target, **client_kwargs)
     log = QueryLog(out / "queries.jsonl", resume=args.resume)
     keys = ("task", "method", "target", "white_box", "pool_size", "n_val", "seed", "answer_tokens", "n_init")
-    meta = {k: getattr(args, k) for k in keys}
-    log.write_meta(meta)
+    log.write_meta({k: getattr(args, k) for k in keys})
     model, tokenizer = _load_white_box(args.white_box)
+    if client is None and args.target == f"hf:{args.white_box}":  # the same local model on both sides: load it once
+        client = LocalHFClient(model, tokenizer, name=args.white_box)
+    elif client is None:
+        client = make_client(args.target)
     generator = InstructionGenerator(model, tokenizer, task.split()[0], CandidateConfig(pool_size=args.pool_size))
     config = INSTINCTConfig(n_init=args.n_init, seed=args.seed)
     with _progress(args, budget) as on_evaluation:
