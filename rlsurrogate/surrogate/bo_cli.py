@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.registry import did_you_mean
 from rlsurrogate.surrogate.base import OPTIMIZERS
 from rlsurrogate.surrogate.benchmarks import BENCHMARKS, get_benchmark
 
@@ -143,8 +144,8 @@ def _resolve_objective(args: argparse.Namespace) -> tuple[Callable, torch.Tensor
 def _load_callable(spec: str) -> Callable:
     if ":" not in spec:
         raise ConfigError(
-            f"--objective {spec!r}: not a benchmark and not 'module:fn' / 'file.py:fn'. "
-            f"Benchmarks: {', '.join(BENCHMARKS.names())}."
+            f"--objective {spec!r}: not a benchmark and not 'module:fn' / 'file.py:fn'."
+            f"{did_you_mean(spec, BENCHMARKS.names())} Benchmarks: {', '.join(BENCHMARKS.names())}."
         )
     target, attr = spec.rsplit(":", 1)
     if target.endswith(".py"):

@@ -144,6 +144,11 @@ class NeuralUCB:
         Returns:
             `(mean, bonus)`, each `(N,)`: `f(x; theta)` in the objective's sign and `sigma(x) >= 0`.
         """
+        mean, bonus = self._mean_bonus(features)
+        return (mean if self.maximize else -mean), bonus
+
+    def _mean_bonus(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Network output in the maximisation convention and the bonus, each `(N,)`."""
         X = self._standardise(torch.as_tensor(features, dtype=torch.float64))
         means, bonuses = [], []
         for chunk in X.split(_CHUNK):
@@ -154,8 +159,7 @@ class NeuralUCB:
                 bonuses.append(ucb_bonus_full(G, self.U_inv, self.lam, self.nu))
             with torch.no_grad():
                 means.append(self.net(chunk).squeeze(-1))
-        mean = torch.cat(means)
-        return (mean if self.maximize else -mean), torch.cat(bonuses)
+        return torch.cat(means), torch.cat(bonuses)
 
     def select(self, features: Tensor, exclude: list[int] | Tensor | None = None) -> int:
         """Index of the candidate with the largest score (UCB, or a Thompson draw for NeuralTS).
@@ -178,7 +182,7 @@ class NeuralUCB:
         self.n_select += 1
         if self.n_eval is not None and idx.numel() > self.n_eval:
             idx = idx[torch.randperm(idx.numel(), generator=gen)[: self.n_eval]]
-        mean, bonus = self.predict(features[idx])
+        mean, bonus = self._mean_bonus(features[idx])  # maximisation convention
         score = self._score(mean, bonus, gen)
         return int(idx[score.argmax()])
 
@@ -192,14 +196,17 @@ class NeuralUCB:
         x = torch.as_tensor(feature, dtype=torch.float64).reshape(1, self.dim)
         if not math.isfinite(float(value)):
             raise ConfigError(f"update: value = {value} is not finite; drop failed evaluations.")
-        g = self._gradients(self._standardise(x))[0]  # (p,)
-        self.U = self.U + g**2
-        if self.U_inv is not None:  # Sherman-Morrison rank-one update of U^{-1}
-            Ug = self.U_inv @ g
-            self.U_inv = self.U_inv - torch.outer(Ug, Ug) / (1.0 + g @ Ug)
+        self._grow(self._gradients(self._standardise(x))[0])
         self.features.append(x[0])
         self.values.append(float(value))
         self._train()
+
+    def _grow(self, g: Tensor) -> None:
+        """U <- U + g^2 (diagonal) and U^{-1} <- (U + g g^T)^{-1} by Sherman-Morrison (full); `g` is `(p,)`."""
+        self.U = self.U + g**2
+        if self.U_inv is not None:
+            Ug = self.U_inv @ g
+            self.U_inv = self.U_inv - torch.outer(Ug, Ug) / (1.0 + g @ Ug)
 
     # -- training ----------------------------------------------------------------------------------------------------
     def _train(self) -> None:
@@ -237,6 +244,8 @@ class NeuralUCB:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "seed": self.seed,
+            "init_params": {k: v.clone() for k, v in self.init_params.items()},
             "net": {k: v.clone() for k, v in self.net.state_dict().items()},
             "U": self.U.clone(),
             "U_inv": None if self.U_inv is None else self.U_inv.clone(),
@@ -246,6 +255,8 @@ class NeuralUCB:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = state["seed"]
+        self.init_params = {k: v.clone() for k, v in state["init_params"].items()}
         self.net.load_state_dict(state["net"])
         self.U, self.U_inv = state["U"].clone(), None if state["U_inv"] is None else state["U_inv"].clone()
         self.features, self.values = [f.clone() for f in state["features"]], list(state["values"])
@@ -311,6 +322,7 @@ class NeuralBanditOptimizer(SurrogateOptimizer):
         return {"chosen": list(self.chosen), "bandit": self.bandit.state_dict()}
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.pool = SobolEngine(self.space.dim, scramble=True, seed=self.seed).draw(self.n_domain, dtype=torch.float64)
         self.chosen = list(extra["chosen"])
         self.bandit.load_state_dict(extra["bandit"])
 

@@ -1,0 +1,213 @@
+"""BO on BoTorch: closed-form EI and UCB (Frazier 2018 §4.1, METHODS.md §9.6) and the optimizer's behaviour."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.surrogate.base import Dim, SearchSpace
+from rlsurrogate.surrogate.benchmarks import get_benchmark
+from rlsurrogate.surrogate.bo import (
+    ACQUISITIONS,
+    BayesianOptimization,
+    expected_improvement,
+    fit_gp,
+    upper_confidence_bound,
+)
+
+FAST = {"num_restarts": 2, "raw_samples": 64, "local_samples": 16}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("mu", "sigma", "best", "expected"),
+    [(0.3, 1.0, 0.0, 0.56676), (-0.7, 0.4, 0.1, 0.00340), (2.0, 0.1, 1.0, 1.0)],  # METHODS.md §10.1
+)
+def test_ei_hand_computed(mu, sigma, best, expected, dtype):
+    ei = expected_improvement(torch.tensor(mu, dtype=dtype), torch.tensor(sigma, dtype=dtype), best)
+    assert float(ei) == pytest.approx(expected, abs=5e-5)
+
+
+def test_ei_matches_monte_carlo():
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.tensor([0.3, -0.7, 2.0, -1.0, 0.0], dtype=torch.float64)
+    sigma = torch.tensor([1.0, 0.4, 0.1, 2.0, 0.5], dtype=torch.float64)
+    best = torch.tensor([0.0, 0.1, 1.0, 0.5, 0.0], dtype=torch.float64)
+    z = torch.randn(400_000, 1, generator=gen, dtype=torch.float64)
+    mc = (mu + sigma * z - best).clamp_min(0).mean(0)
+    se = (mu + sigma * z - best).clamp_min(0).std(0) / math.sqrt(z.shape[0])
+    ei = expected_improvement(mu, sigma, best)
+    assert ((ei - mc).abs() < 4 * se + 1e-12).all()
+
+
+@pytest.mark.filterwarnings("ignore::botorch.exceptions.warnings.NumericsWarning")
+def test_ei_matches_botorch_analytic_ei_on_a_fitted_gp():
+    from botorch.acquisition import ExpectedImprovement, LogExpectedImprovement
+
+    gen = torch.Generator().manual_seed(0)
+    U = torch.rand(12, 2, generator=gen, dtype=torch.float64)
+    Y = torch.sin(6 * U[:, 0]) + U[:, 1] ** 2
+    model = fit_gp(U, Y)
+    Xt = torch.rand(50, 1, 2, generator=gen, dtype=torch.float64)
+    post = model.posterior(Xt.squeeze(1))
+    mean, sigma = post.mean.squeeze(-1), post.variance.clamp_min(0).sqrt().squeeze(-1)
+    best_f = float(Y.max())
+    ours = expected_improvement(mean, sigma, best_f)
+    with torch.no_grad():
+        torch.testing.assert_close(ours, ExpectedImprovement(model, best_f)(Xt), rtol=1e-6, atol=1e-10)
+        keep = ours > 1e-8  # where EI underflows only the log form is meaningful
+        assert keep.sum() > 10
+        log_ei = LogExpectedImprovement(model, best_f)(Xt)
+        torch.testing.assert_close(ours[keep].log(), log_ei[keep], rtol=1e-5, atol=1e-6)
+
+
+def test_ei_zero_where_sigma_zero_and_mean_below_best():
+    mu = torch.tensor([-1.0, 0.0, 0.5, 2.0], dtype=torch.float64)
+    ei = expected_improvement(mu, torch.zeros(4, dtype=torch.float64), best_f=0.5)
+    torch.testing.assert_close(ei, torch.tensor([0.0, 0.0, 0.0, 1.5], dtype=torch.float64))  # [Delta]^+
+    assert torch.isfinite(ei).all()
+
+
+def test_ei_nonnegative_and_increasing_in_mean_and_sigma():
+    grid = torch.linspace(-3, 3, 61, dtype=torch.float64)
+    ei_mu = expected_improvement(grid, torch.full_like(grid, 0.7), 0.0)
+    ei_sigma = expected_improvement(torch.full_like(grid, -0.5), grid.abs() + 1e-3, 0.0)
+    assert (ei_mu >= 0).all() and (ei_mu.diff() > 0).all()
+    order = (grid.abs() + 1e-3).argsort()
+    assert (ei_sigma[order].diff() >= 0).all()
+
+
+def test_ucb_at_least_mean_and_matches_botorch():
+    from botorch.acquisition import UpperConfidenceBound
+
+    gen = torch.Generator().manual_seed(1)
+    U = torch.rand(10, 3, generator=gen, dtype=torch.float64)
+    model = fit_gp(U, U.sum(-1))
+    Xt = torch.rand(40, 1, 3, generator=gen, dtype=torch.float64)
+    post = model.posterior(Xt.squeeze(1))
+    mean, sigma = post.mean.squeeze(-1), post.variance.sqrt().squeeze(-1)
+    for beta in (0.0, 0.5, 2.0):
+        ucb = upper_confidence_bound(mean, sigma, beta)
+        assert (ucb >= mean).all()
+        with torch.no_grad():
+            torch.testing.assert_close(ucb, UpperConfidenceBound(model, beta)(Xt))
+
+
+def test_gp_is_float64_and_interpolates_noiseless_data():
+    gen = torch.Generator().manual_seed(2)
+    U = torch.rand(15, 2, generator=gen, dtype=torch.float64)
+    Y = torch.cos(4 * U[:, 0]) * U[:, 1]
+    model = fit_gp(U, Y)
+    post = model.posterior(U)
+    assert post.mean.dtype == torch.float64
+    torch.testing.assert_close(post.mean.squeeze(-1), Y, atol=1e-2, rtol=0)
+    far = model.posterior(torch.tensor([[5.0, 5.0]], dtype=torch.float64)).variance
+    assert (post.variance < far).all()
+
+
+@pytest.mark.parametrize("acquisition", ACQUISITIONS)
+def test_every_acquisition_proposes_inside_the_box(acquisition):
+    f = get_benchmark("branin")
+    extra = {"num_fantasies": 4} if acquisition == "kg" else {}
+    opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=5, acquisition=acquisition, **FAST, **extra)
+    X = opt.ask(5)
+    opt.tell(X, f(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the model-based step must not fall back to Sobol
+        x = opt.ask(1)
+    assert x.shape == (1, 2) and ((x >= f.bounds[0]) & (x <= f.bounds[1])).all()
+
+
+def test_batch_proposals_are_distinct():
+    f = get_benchmark("hartmann3")
+    opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=6, **FAST)
+    X = opt.ask(6)
+    opt.tell(X, f(X))
+    Xq = opt.ask(3)
+    assert Xq.shape == (3, 3)
+    assert torch.cdist(Xq, Xq)[~torch.eye(3, dtype=torch.bool)].min() > 1e-4
+
+
+def test_duplicates_and_constant_outputs_do_not_crash():
+    opt = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=3, **FAST)
+    X = torch.tensor([[0.5, 0.5]] * 6, dtype=torch.float64)
+    opt.tell(X, torch.ones(6))  # six identical points, one constant value
+    opt.tell(torch.tensor([[0.1, 0.9], [0.1, 0.9]]), torch.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        x = opt.ask(2)
+    assert x.shape == (2, 2) and torch.isfinite(x).all()
+
+
+def test_finds_branin_minimum():
+    f = get_benchmark("branin")
+    opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=6)
+    for _ in range(20):
+        X = opt.ask(1)
+        opt.tell(X, f(X))
+    assert f.regret(opt.best()[1]) < 0.05
+
+
+def test_integer_and_categorical_dimensions_come_back_whole():
+    space = SearchSpace([Dim("x", -2.0, 2.0), Dim("k", 0, 5, kind="integer"), Dim("c", kind="categorical", choices=3)])
+    opt = BayesianOptimization(space, maximize=False, seed=0, n_init=4, **FAST)
+
+    def f(X):
+        return (X[:, 0] - 0.5) ** 2 + (X[:, 1] - 3) ** 2 + (X[:, 2] != 1).double()
+
+    for _ in range(4):
+        X = opt.ask(2)
+        assert torch.equal(X[:, 1:], X[:, 1:].round()) and set(X[:, 2].tolist()) <= {0.0, 1.0, 2.0}
+        opt.tell(X, f(X))
+
+
+def test_invalid_arguments_list_every_problem():
+    with pytest.raises(ConfigError) as err:
+        BayesianOptimization([[0.0], [1.0]], acquisition="pi", gp_prior="flat", num_restarts=0)
+    assert len(err.value.problems) == 3
+
+
+# -- the `rlsurrogate bo` command ---------------------------------------------------------------------------------
+def _cli(argv: list[str]) -> int:
+    import argparse
+
+    from rlsurrogate.surrogate import bo_cli
+
+    parser = argparse.ArgumentParser()
+    bo_cli.add_arguments(parser)
+    return bo_cli.run(parser.parse_args(argv))
+
+
+def test_cli_benchmark_writes_log_and_plot(tmp_path):
+    import json
+
+    assert _cli(["--objective", "branin", "--budget", "7", "--n-init", "5", "--output-dir", str(tmp_path)]) == 0
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert len(log["evaluations"]) == 7 and log["optimal_value"] == pytest.approx(0.397887, abs=1e-5)
+    bests = [e["best"] for e in log["evaluations"]]
+    assert bests == sorted(bests, reverse=True) and log["best_y"] == bests[-1]
+    assert log["regret"] == pytest.approx(log["best_y"] - log["optimal_value"])
+    assert (tmp_path / "convergence.png").stat().st_size > 1000
+
+
+def test_cli_user_function_from_file(tmp_path):
+    import json
+
+    (tmp_path / "obj.py").write_text("def f(x):\n    return float(-((x - 0.3) ** 2).sum())\n")
+    argv = ["--objective", f"{tmp_path / 'obj.py'}:f", "--bounds", "0:1,0:1,0:1", "--maximize", "--method", "random"]
+    assert _cli([*argv, "--budget", "9", "--batch-size", "4", "--output-dir", str(tmp_path / "out")]) == 0
+    log = json.loads((tmp_path / "out" / "log.json").read_text())
+    assert len(log["evaluations"]) == 9 and log["maximize"] and len(log["best_x"]) == 3
+    assert log["best_y"] == max(e["y"] for e in log["evaluations"])
+
+
+def test_cli_rejects_unknown_objective_and_missing_bounds(tmp_path):
+    with pytest.raises(ConfigError, match='Did you mean "branin"'):
+        _cli(["--objective", "brannin", "--output-dir", str(tmp_path)])
+    (tmp_path / "obj.py").write_text("def f(x):\n    return 0.0\n")
+    with pytest.raises(ConfigError, match="--bounds"):
+        _cli(["--objective", f"{tmp_path / 'obj.py'}:f", "--output-dir", str(tmp_path)])
