@@ -10,7 +10,9 @@ the 3-step running mean of the training reward first reaches `--target`, and the
     nice -n 10 python scripts/bench_objectives.py --seeds 0 --steps 4  # smoke run
 
 `step_time_ratio` divides DisCO's median step time by GRPO's (pooled over seeds); `loss_time_ratio` does the same for
-the objective's `compute_loss` alone (the forward pass and the loss, without generation or backward).
+the objective's `compute_loss` alone (the forward pass and the loss, without generation or backward), and
+`ab_loss_backward_ratio` for compute_loss + backward timed A/B on one shared batch after training (less noisy on a
+shared machine). `--eval-prompts 0` skips the held-out evaluation.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--eval-prompts", type=int, default=32)
     parser.add_argument("--target", type=float, default=0.5, help="training-reward level for steps-to-target")
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--time-repeats", type=int, default=5, help="A/B repeats of the loss timing on one batch")
     args = parser.parse_args()
 
     from rlsurrogate.evaluate import evaluate
@@ -47,14 +50,15 @@ def main() -> None:
 
     train_rows, eval_rows = load_rows(DataConfig(task="arithmetic", num_train=256, num_eval=args.eval_prompts))
     model, tokenizer = load_model(args.model)
-    before = evaluate(model, tokenizer, eval_rows, args.max_tokens)["accuracy"]
+    before = evaluate(model, tokenizer, eval_rows, args.max_tokens)["accuracy"] if eval_rows else float("nan")
     del model
     print(f"held-out accuracy before training: {before:.3f} ({len(eval_rows)} prompts, greedy)", flush=True)
 
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in OBJECTIVES}
+    last: dict[str, Any] = {}
     for seed in args.seeds:
         for name in OBJECTIVES:
-            run = _train(name, seed, args, train_rows, eval_rows)
+            run, last[name] = _train(name, seed, args, train_rows, eval_rows)
             runs[name].append(run)
             print(
                 f"seed {seed} {name:5s}: acc {run['acc']:.3f}  mean reward {statistics.mean(run['rewards']):.3f}  "
@@ -63,7 +67,12 @@ def main() -> None:
             )
 
     summary = {name: _summarise(rs, args.target) for name, rs in runs.items()}
+    ab = _time_loss_and_backward(last, args.time_repeats)
     _print_table(summary, args)
+    print(
+        f"compute_loss + backward on one shared batch (A/B, median of {args.time_repeats}): "
+        f"disco {ab['disco']:.3f} s, grpo {ab['grpo']:.3f} s, ratio {ab['disco'] / ab['grpo']:.3f}"
+    )
     result = {
         "disco_acc": summary["disco"]["acc"],
         "grpo_acc": summary["grpo"]["acc"],
@@ -74,6 +83,8 @@ def main() -> None:
         "grpo_steps_to_target": summary["grpo"]["steps_to_target"],
         "step_time_ratio": summary["disco"]["step_time"] / summary["grpo"]["step_time"],
         "loss_time_ratio": summary["disco"]["loss_time"] / summary["grpo"]["loss_time"],
+        "ab_loss_backward_s": ab,
+        "ab_loss_backward_ratio": ab["disco"] / ab["grpo"],
         "seeds": args.seeds,
         "steps": args.steps,
         "target": args.target,
@@ -135,8 +146,35 @@ def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eva
     history = trainer.state.log_history
     rewards = [h["reward"] for h in history if "reward" in h]
     step_times = [h["step_time"] for h in history if "step_time" in h][1:]  # the first step warms up
-    acc = evaluate(trainer.model, tokenizer, eval_rows, args.max_tokens)["accuracy"]
-    return {"acc": acc, "rewards": rewards, "step_times": step_times, "loss_times": loss_times[1:]}
+    acc = evaluate(trainer.model, tokenizer, eval_rows, args.max_tokens)["accuracy"] if eval_rows else float("nan")
+    trainer.compute_loss = compute_loss
+    run = {"acc": acc, "rewards": rewards, "step_times": step_times or [float("nan")], "loss_times": loss_times[1:]}
+    return run, trainer
+
+
+def _time_loss_and_backward(trainers: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Median seconds of compute_loss + backward of each objective on one shared batch, alternating A/B.
+
+    Step times on a shared machine are noisy; this isolates what the objective adds. The batch is GRPO's last
+    micro-batch; DisCO gets alternating 0/1 labels on it (one question), so its weights are not all zero.
+    """
+    import torch
+
+    inputs = dict(trainers["grpo"]._buffered_inputs[0])
+    n = inputs["completion_ids"].shape[0]
+    inputs["disco_label"] = (torch.arange(n) % 2).float()
+    inputs["disco_group"] = torch.zeros(n, dtype=torch.long)
+    trainers["disco"]._buffered_inputs = [inputs]
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, trainer in trainers.items():
+            trainer.model.train()
+            trainer._step = 0
+            start = time.perf_counter()
+            trainer.compute_loss(trainer.model, inputs).backward()
+            times[name].append(time.perf_counter() - start)
+            trainer.model.zero_grad()
+    return {name: statistics.median(t[1:]) for name, t in times.items()}
 
 
 def _summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -151,7 +189,7 @@ def _summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
         "steps_to_target": statistics.mean(reached) if reached else None,
         "reached": f"{len(reached)}/{len(runs)}",
         "step_time": statistics.median(t for r in runs for t in r["step_times"]),
-        "loss_time": statistics.median(t for r in runs for t in r["loss_times"]),
+        "loss_time": statistics.median([t for r in runs for t in r["loss_times"]] or [float("nan")]),
     }
 
 
