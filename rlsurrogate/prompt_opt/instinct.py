@@ -23,6 +23,8 @@ Deviations:
 - NeuralUCB scores the whole (small) pool each iteration instead of a random subset of `n_eval` = 1000 candidates.
 - GP-BO maximises EI over the unqueried pool points instead of running CMA-ES in the continuous z space, and uses
   a Matérn kernel on z only (InstructZero's instruction-coupled kernel is not implemented).
+- Pool methods stop after `duplicate_patience` consecutive picks whose instruction was already scored (each such
+  pick is free but still retrains the scorer): small white-box models map many soft prompts to the same instruction.
 - `n_init` defaults to 5 (the paper: 40 of 165 queries), since our benchmark budget is 30 queries.
 
 Checked: the selection properties of METHODS.md §4.3 (tests); the paper's results are not reproduced (no Vicuna or
@@ -60,6 +62,12 @@ class INSTINCTConfig:
     hidden: int = field(default=100, metadata={"help": "Width of the scorer's hidden layer (INSTINCT: 100)."})
     train_steps: int = field(default=1000, metadata={"help": "Adam steps per refit (INSTINCT .sh: 1000)."})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the scorer (INSTINCT: 1e-3)."})
+    duplicate_patience: int = field(
+        default=10,
+        metadata={
+            "help": "Pool methods stop after this many consecutive picks of already-scored instructions (ours)."
+        },
+    )
     ape_oversample: int = field(default=2, metadata={"help": "APE samples per query of budget (APE: 50 prompts)."})
     seed: int = field(default=0, metadata={"help": "Seed of the random choices and the scorer's initial weights."})
 
@@ -69,8 +77,8 @@ class INSTINCTConfig:
             problems.append(f"instinct.n_init = {self.n_init}: must be >= 1 (the scorer needs data).")
         if self.nu < 0 or self.lam <= 0:
             problems.append(f"instinct.nu = {self.nu}, lam = {self.lam}: need nu >= 0 and lam > 0.")
-        if self.hidden < 1 or self.train_steps < 1 or self.ape_oversample < 1 or self.lr <= 0:
-            problems.append("instinct.hidden, train_steps, ape_oversample must be >= 1 and lr > 0.")
+        if min(self.hidden, self.train_steps, self.ape_oversample, self.duplicate_patience) < 1 or self.lr <= 0:
+            problems.append("instinct.hidden, train_steps, ape_oversample, duplicate_patience must be >= 1; lr > 0.")
         if problems:
             raise ConfigError(problems)
 
@@ -120,7 +128,7 @@ def optimize(
     """
     config = config or INSTINCTConfig()
     run = METHODS.get(method)
-    state = _PoolState(generator, evaluator, random.Random(config.seed))
+    state = _PoolState(generator, evaluator, random.Random(config.seed), config.duplicate_patience)
     stopped = "done"
     try:
         run(state, config, features=features, bandit_factory=bandit_factory or make_neural_ucb)
@@ -162,6 +170,7 @@ def _instinct(state: _PoolState, config: INSTINCTConfig, *, features: Tensor | N
 @METHODS.register("random")
 def _random(state: _PoolState, config: INSTINCTConfig, **_: Any) -> None:
     for i in state.random_order():
+        state.check_open()
         if i not in state.excluded:
             state.query(i)
     raise _PoolExhausted
@@ -218,8 +227,11 @@ class _PoolExhausted(Exception):
 class _PoolState:
     """The soft-prompt pool as seen by a method: instructions generated lazily, excluded (queried) candidates."""
 
-    def __init__(self, generator: InstructionGenerator, evaluator: InstructionEvaluator, rng: random.Random):
-        self.generator, self.evaluator, self.rng = generator, evaluator, rng
+    def __init__(
+        self, generator: InstructionGenerator, evaluator: InstructionEvaluator, rng: random.Random, patience: int
+    ):
+        self.generator, self.evaluator, self.rng, self.patience = generator, evaluator, rng, patience
+        self.duplicate_streak = 0
         self.excluded: set[int] = set()
         self.instructions: dict[int, str] = {}
 
@@ -229,13 +241,15 @@ class _PoolState:
         return order
 
     def check_open(self) -> None:
-        if len(self.excluded) >= len(self.generator.Z):
+        if len(self.excluded) >= len(self.generator.Z) or self.duplicate_streak >= self.patience:
             raise _PoolExhausted
 
     def query(self, i: int) -> Evaluation:
         """Candidate i's score; free when its instruction was already scored (a duplicate is never re-queried)."""
         if i not in self.instructions:
             self.instructions[i] = self.generator.generate(self.generator.Z[i : i + 1])[0]
+        seen = self.evaluator.is_cached(self.instructions[i])
         evaluation = self.evaluator.evaluate(self.instructions[i])
         self.excluded.add(i)
+        self.duplicate_streak = self.duplicate_streak + 1 if seen else 0
         return evaluation
