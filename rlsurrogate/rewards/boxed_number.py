@@ -8,7 +8,9 @@ equation; this reward accepts only an optional sign followed by an integer, a de
 Two options make it a reward a small model can learn from without being hacked (both off by default):
 - `single_box`: the completion must contain exactly one `\\boxed`, so "box everything" outputs such as
   `\\boxed{2} + \\boxed{3} = \\boxed{6}` score nothing.
-- `partial_credit`: completions that contain `\\boxed` but fail the rule score this much (e.g. 0.2) instead of 0.
+- `partial_credit`: completions that box something non-empty but fail the rule score this much (e.g. 0.2)
+  instead of 0. Empty boxes earn nothing: a small model otherwise learns to parrot the prompt's
+  "Put the final answer in \\boxed{}." for the partial credit.
   A model that almost never boxes (SmolLM2-135M samples a box in a few percent of completions) otherwise sees
   all-zero groups and gets no gradient; partial credit bootstraps boxing, and the full score still goes only to one
   box holding one number.
@@ -18,6 +20,7 @@ Metrics: `rewards/boxed_number/mean` (with the defaults: fraction of completions
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
@@ -25,6 +28,8 @@ from rlsurrogate.rewards.boxed import completion_text, last_boxed, parse_plain_n
 from rlsurrogate.rewards.loading import REWARDS
 
 __all__ = ["boxed_number_ok", "make_boxed_number"]
+
+_NON_EMPTY_BOX = re.compile(r"\\boxed\s*\{\s*[^\s}]")
 
 
 def boxed_number_ok(completion: Any) -> bool:
@@ -44,7 +49,7 @@ def make_boxed_number(*, single_box: bool = False, partial_credit: float = 0.0) 
 
     Args:
         single_box: also require that `\\boxed` occurs exactly once in the completion.
-        partial_credit: score in [0, 1) of a completion that contains `\\boxed` but fails the rule.
+        partial_credit: score in [0, 1) of a completion with a non-empty `\\boxed{...}` that fails the rule.
 
     Example:
         >>> make_boxed_number()(completions=["\\\\boxed{12}", "\\\\boxed{\\\\frac{1}{3}}", "\\\\boxed{x=1}"])
@@ -67,7 +72,7 @@ def make_boxed_number(*, single_box: bool = False, partial_credit: float = 0.0) 
 
 class _BoxedNumberReward:
     __name__ = "boxed_number"
-    version = "2"  # 2: single_box and partial_credit options (defaults score as version 1)
+    version = "3"  # 2: single_box, partial_credit; 3: no partial credit for empty boxes (defaults score as 1)
 
     def __init__(self, single_box: bool = False, partial_credit: float = 0.0):
         self.single_box, self.partial_credit = single_box, partial_credit
@@ -79,4 +84,4 @@ class _BoxedNumberReward:
         ok = boxed_number_ok(text) and (not self.single_box or text.count("\\boxed") == 1)
         if ok:
             return 1.0
-        return self.partial_credit if "\\boxed" in text else 0.0
+        return self.partial_credit if _NON_EMPTY_BOX.search(text) else 0.0

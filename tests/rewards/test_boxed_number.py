@@ -27,7 +27,7 @@ def test_last_box_decides_and_chat_format_works():
     chat = [{"role": "assistant", "content": r"\boxed{5}"}]
     completions = [r"\boxed{x} then \boxed{2}", r"\boxed{2} then \boxed{x}", chat, "no box"]
     assert reward(completions=completions) == [1.0, 0.0, 1.0, 0.0]
-    assert reward.__name__ == "boxed_number" and reward.version == "2"
+    assert reward.__name__ == "boxed_number" and reward.version == "3"
 
 
 def test_single_box_rejects_boxing_everything_and_partial_credit_bootstraps():
@@ -35,11 +35,12 @@ def test_single_box_rejects_boxing_everything_and_partial_credit_bootstraps():
     completions = [
         "4 + 7 = \\boxed{11}",  # one box, one number
         "\\boxed{4} + \\boxed{7} = \\boxed{11}",  # boxes everything: partial only
-        "The answer is \\boxed{}.",  # a box, but empty
+        "The answer is \\boxed{}.",  # an empty box (parroting the prompt): nothing
         "4 + 7 = 11",  # no box
+        "\\boxed{4 + 7}",  # a non-empty box that is not a plain number: partial
     ]
-    assert reward(completions=completions) == [1.0, 0.2, 0.2, 0.0]
-    assert make_boxed_number()(completions=completions) == [1.0, 1.0, 0.0, 0.0]  # defaults unchanged
-    assert pickle.loads(pickle.dumps(reward))(completions=completions) == [1.0, 0.2, 0.2, 0.0]
+    assert reward(completions=completions) == [1.0, 0.2, 0.0, 0.0, 0.2]
+    assert make_boxed_number()(completions=completions) == [1.0, 1.0, 0.0, 0.0, 0.0]  # defaults unchanged
+    assert pickle.loads(pickle.dumps(reward))(completions=completions) == [1.0, 0.2, 0.0, 0.0, 0.2]
     with pytest.raises(ConfigError, match="boxed_number.partial_credit = 1.5"):
         make_boxed_number(partial_credit=1.5)
