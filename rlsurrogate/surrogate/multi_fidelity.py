@@ -37,6 +37,8 @@ from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimiz
 __all__ = ["MultiFidelityBO", "fidelity_cost"]
 
 MF_ACQUISITIONS = ("mfkg", "mfmes")
+# Cap on L-BFGS-B iterations of the GP fit (as in bo.py); the MAP estimate changes little after it.
+_FIT_OPTIONS = {"options": {"maxiter": 75}}
 
 
 def fidelity_cost(s: Tensor, fixed_cost: float) -> Tensor:
@@ -169,7 +171,7 @@ class MultiFidelityBO(SurrogateOptimizer):
         model = SingleTaskMultiFidelityGP(self.U, self.Y_max.unsqueeze(-1), data_fidelities=[self.fidelity_dim])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=_FIT_OPTIONS)
         return model.eval()
 
     def _build_acquisition(self) -> Any:

@@ -26,7 +26,7 @@ FACTORIES = {
         BOUNDS_2D, n_init=4, num_restarts=2, raw_samples=64, local_samples=16, **kw
     ),
     "mfbo": lambda **kw: OPTIMIZERS.get("mfbo")(
-        [[-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]], n_init=4, num_fantasies=2, num_restarts=1, raw_samples=16, **kw
+        [[-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]], n_init=5, num_fantasies=2, num_restarts=1, raw_samples=16, **kw
     ),
     "neural_ucb": lambda **kw: OPTIMIZERS.get("neural_ucb")(
         BOUNDS_2D, n_domain=512, n_init=4, train_steps=300, n_eval=256, **kw
