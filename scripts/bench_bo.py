@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--mf-budget", type=float, default=40.0, help="cost budget (a target-fidelity eval costs 1.1)")
     parser.add_argument("--mf-regret", type=float, default=0.01)
     parser.add_argument("--skip-mf", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="summarise --cache without running missing seeds")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -206,6 +207,8 @@ def main() -> None:
     ):  # seed-major, so an interrupted run has every method on the first seeds
         for method in methods:
             if (method, seed) in results or (method == "ours_kg" and seed >= (args.kg_seeds or args.seeds)):
+                continue
+            if args.report_only:
                 continue
             t0 = time.perf_counter()
             r = run_method(method, seed, args.budget)
@@ -234,14 +237,14 @@ def main() -> None:
         stuck = sum(abs(r["regret"][-1] - SECOND_OPTIMUM_REGRET) < 0.01 for r in rs)
         t_all = statistics.median(statistics.median(r["times"]) for r in rs)
         t_end = statistics.median(statistics.median(r["times"][-10:]) for r in rs)
-        rows[method] = {"half": r_half, "end": r_end, "t": t_all, "t_end": t_end}
+        rows[method] = {"half": r_half, "end": r_end, "t": t_all, "t_end": t_end, "n": len(rs)}
         print(
             f"{method:12s} {len(rs):5d} {r_half:+11.2f} {r_end:+12.2f} {stuck:6d}/{len(rs):<2d} "
             f"{t_all:8.3f} {t_end:14.3f}"
         )
 
     timing = {}
-    if "ours_logei" in methods and "optuna_gp" in methods:
+    if "ours_logei" in methods and "optuna_gp" in methods and args.timing_repeats > 0:
         print("\nOne proposal after n random observations (median of repeats, seconds)")
         for n in (100, 500):
             timing[n] = time_at_n(n, args.timing_repeats)
@@ -283,7 +286,7 @@ def main() -> None:
         ),
         "mf_cost_to_regret": mf_summary.get("mfbo"),
         "sf_cost_to_regret": mf_summary.get("single"),
-        "seeds": args.seeds,
+        "seeds_per_method": {m: row["n"] for m, row in rows.items()},
         "budget": args.budget,
     }
     print(json.dumps(summary))
