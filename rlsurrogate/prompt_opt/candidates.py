@@ -181,6 +181,10 @@ class InstructionGenerator:
                 self._generated[key] = clean_instruction(text)
         return [self._generated[k] for k in keys]
 
+    def cached_instruction(self, z: Tensor) -> str | None:
+        """The instruction of candidate `z` (`(d,)`) if it was generated already, else None (never generates)."""
+        return self._generated.get(tuple(torch.as_tensor(z).reshape(-1).tolist()))
+
     @torch.no_grad()
     def sample_ape(self, n: int, seed: int = 0) -> list[str]:
         """`n` APE-style instructions sampled at `config.ape_temperature` (duplicates possible)."""

@@ -23,6 +23,8 @@ Deviations:
 - NeuralUCB scores the whole (small) pool each iteration instead of a random subset of `n_eval` = 1000 candidates.
 - GP-BO maximises EI over the unqueried pool points instead of running CMA-ES in the continuous z space, and uses
   a Matérn kernel on z only (InstructZero's instruction-coupled kernel is not implemented).
+- A candidate whose instruction is already known (generated earlier) to duplicate a scored one is excluded without
+  being picked; only picked candidates are fed to the scorer.
 - Pool methods stop after `duplicate_patience` consecutive picks whose instruction was already scored (each such
   pick is free but still retrains the scorer): small white-box models map many soft prompts to the same instruction.
 - `n_init` defaults to 5 (the paper: 40 of 165 queries), since our benchmark budget is 30 queries.
@@ -248,8 +250,14 @@ class _PoolState:
         """Candidate i's score; free when its instruction was already scored (a duplicate is never re-queried)."""
         if i not in self.instructions:
             self.instructions[i] = self.generator.generate(self.generator.Z[i : i + 1])[0]
-        seen = self.evaluator.is_cached(self.instructions[i])
-        evaluation = self.evaluator.evaluate(self.instructions[i])
+        instruction = self.instructions[i]
+        seen = self.evaluator.is_cached(instruction)
+        evaluation = self.evaluator.evaluate(instruction)
         self.excluded.add(i)
         self.duplicate_streak = self.duplicate_streak + 1 if seen else 0
+        # candidates already known to write this instruction would only be duplicates: exclude them now
+        peek = getattr(self.generator, "cached_instruction", None)
+        if peek is not None:
+            Z = self.generator.Z
+            self.excluded.update(j for j in range(len(Z)) if j not in self.excluded and peek(Z[j]) == instruction)
         return evaluation

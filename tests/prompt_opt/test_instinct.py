@@ -212,3 +212,26 @@ def test_instinct_never_selects_an_excluded_candidate():
     result = optimize("instinct", evaluator, gen, FAST)
     assert result.stopped == "pool exhausted" and result.queries == 15
     assert gen.generated == 15  # each candidate's instruction was generated exactly once
+
+
+@pytest.mark.parametrize("method", ["instinct", "random", "gp-bo"])
+def test_candidates_known_to_duplicate_are_excluded_without_being_picked(method):
+    class PregeneratedPool(FakeGenerator):
+        def cached_instruction(self, z):
+            return self.instructions[int((self.Z == z).all(1).nonzero()[0])]
+
+    pool = ["a", "b", "c", "good"] * 5
+    gen = PregeneratedPool(pool)
+    updates = []
+
+    class CountingUCB(NeuralUCB):
+        def update(self, feature, value):
+            updates.append(value)
+            super().update(feature, value)
+
+    evaluator = InstructionEvaluator(_task(), CountingBlackBox(), Budget(max_queries=100))
+    result = optimize(method, evaluator, gen, FAST, bandit_factory=lambda d, c: CountingUCB(d, width=8, train_steps=5))
+    assert result.stopped == "pool exhausted" and result.queries == 4
+    assert gen.generated == 4  # one pick per distinct instruction; the other 16 candidates were never picked
+    if method == "instinct":
+        assert len(updates) == 4
