@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -66,8 +67,8 @@ def main() -> None:
                 flush=True,
             )
 
-    summary = {name: _summarise(rs, args.target) for name, rs in runs.items()}
     ab = _time_loss_and_backward(last, args.time_repeats)
+    summary = {name: _summarise(rs, args.target) for name, rs in runs.items()}
     _print_table(summary, args)
     print(
         f"compute_loss + backward on one shared batch (A/B, median of {args.time_repeats}): "
@@ -183,7 +184,7 @@ def _summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
     tail = max(1, len(runs[0]["rewards"]) // 3)
     return {
         "acc": statistics.mean(r["acc"] for r in runs),
-        "acc_sd": statistics.pstdev(r["acc"] for r in runs),
+        "acc_sd": statistics.pstdev(r["acc"] for r in runs) if not math.isnan(runs[0]["acc"]) else float("nan"),
         "reward": statistics.mean(statistics.mean(r["rewards"]) for r in runs),
         "reward_last": statistics.mean(statistics.mean(r["rewards"][-tail:]) for r in runs),
         "steps_to_target": statistics.mean(reached) if reached else None,
