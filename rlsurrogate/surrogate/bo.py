@@ -16,15 +16,17 @@ Acquisitions (`acquisition=`), tutorial section in brackets:
 - `"mes"`: max-value entropy search (Wang & Jegelka 2017), a cheap relative of entropy search [§4.3].
 `expected_improvement` and `upper_confidence_bound` below restate the closed forms as pure functions (used in tests).
 
-Deviations and choices (measured in `scripts/bench_bo.py`, see the module notes there):
+Deviations and choices (A/B-tested on Hartmann6, 10 Sobol points + 40 evaluations, 8 seeds):
 - GP prior `gp_prior="gamma"` (default): Matern-5/2 ARD kernel with an output scale, lengthscale prior Gamma(3, 6)
   (mean 0.5 in the unit cube) and outputscale prior Gamma(2, 0.15) (BoTorch's defaults before v0.12), noise
   constrained >= `min_noise` with prior Gamma(1.1, 0.05). BoTorch's current default (`gp_prior="dim_scaled"`, a
   lengthscale prior with median about `exp(sqrt(2)) sqrt(d)`, Hvarfner et al. 2024) fits long lengthscales from few
-  points on Hartmann6; the GP then treats the function as a single smooth bump and EI settles in a local optimum.
-- Acquisition maximisation: multi-start L-BFGS-B (BoTorch `optimize_acqf`) from start points chosen by us: the best of
-  `raw_samples` Sobol points plus Gaussian perturbations of the best observed points (scale `local_scale` in the unit
-  cube), a trust-region-like local search that polishes the incumbent's basin.
+  points on Hartmann6; the GP then treats the function as a single smooth bump and EI settles in a local optimum
+  (median log10 regret after 50 evaluations -1.2 with that prior, -4.0 with ours).
+- Acquisition maximisation: multi-start L-BFGS-B (BoTorch `optimize_acqf`) from start points chosen by us out of a
+  pool of `raw_samples` Sobol points plus `local_samples` Gaussian perturbations of the 5 best observed points (scale
+  `local_scale` in the unit cube, trust-region-like local starts): half the starts are the pool's best points, the
+  rest are Boltzmann-sampled from the pool so that several basins get a start.
 - GP hyper-parameters are warm-started from the previous fit, so refits take a few L-BFGS iterations.
 - Integer and categorical dimensions are relaxed to the unit interval and rounded afterwards (`SearchSpace`).
 - If fitting or the acquisition fails numerically (duplicates, degenerate data) the step falls back to a Sobol point
