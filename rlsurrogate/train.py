@@ -63,6 +63,9 @@ def build_grpo_config(recipe: Recipe, objective: Any, reward_weights: list[float
     gen = recipe.generation
     bf16_available = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     kwargs: dict[str, Any] = {**TRAINING_DEFAULTS, "bf16": bf16_available, **recipe.training}
+    if not torch.cuda.is_available():
+        # Without a GPU, `accelerate launch --multi_gpu` ranks must run on the CPU with gloo; use_cpu selects that.
+        kwargs.setdefault("use_cpu", True)
     kwargs.update(
         output_dir=recipe.output_dir,
         num_generations=gen.num_generations,
