@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from rlsurrogate.diagnostics.candidates import Candidate, Samples, build_candida
 from rlsurrogate.diagnostics.reward_variance import TeacherStats, teacher_stats
 from rlsurrogate.errors import ConfigError
 
-__all__ = ["add_arguments", "run", "sample_completions", "diagnose", "rank", "write_report"]
+__all__ = ["add_arguments", "run", "sample_completions", "load_samples", "diagnose", "rank", "write_report"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,10 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="registry name, pkg.mod:fn, path.py:fn, rm:PATH_OR_HUB_ID, squash[(scale=..,spread=..)]:SPEC"
-        " (repeatable)",
+        help="[LABEL=]SPEC with SPEC a registry name, pkg.mod:fn, path.py:fn, rm:PATH_OR_HUB_ID or "
+        "squash[(scale=..,spread=..)]:SPEC (repeatable)",
     )
-    rew.add_argument("--gold", metavar="SPEC", help="ground-truth reward for accuracy (any candidate spec)")
+    rew.add_argument("--gold", metavar="[LABEL=]SPEC", help="ground-truth reward for accuracy (any candidate spec)")
     rew.add_argument(
         "--param",
         action="append",
@@ -84,51 +85,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rew.add_argument("--rm-batch-size", type=int, default=16, help="completions per reward-model forward pass")
     rew.add_argument("--population-variance", action="store_true", help="use 1/K instead of 1/(K-1)")
     rew.add_argument("--accuracy-floor", type=float, default=0.5, help="rank by variance among these (default 0.5)")
+    parser.add_argument(
+        "--samples", metavar="JSONL", help="score the samples.jsonl of an earlier run instead of sampling again"
+    )
     parser.add_argument("--output-dir", default="diagnose_out", help="report.json, samples.jsonl, variance.png")
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.candidate:
         raise ConfigError("diagnose: give at least one --candidate SPEC (e.g. --candidate format_length).")
-    if args.num_samples < 2:
+    if args.num_samples < 2 and not args.samples:
         raise ConfigError(f"-k = {args.num_samples}: variance needs at least 2 completions per prompt.")
     params = _parse_params(args.param)
     cache: dict[str, Any] = {}
     specs = list(dict.fromkeys(([args.gold] if args.gold else []) + args.candidate))
     # Resolve every reward before loading the model, so a typo fails in a second.
-    candidates = [build_candidate(s, params.get(s), args.max_new_tokens, cache, args.rm_batch_size) for s in specs]
+    candidates = []
+    for item in specs:
+        label, spec = _split_label(item)
+        candidate = build_candidate(spec, params.get(spec), args.max_new_tokens, cache, args.rm_batch_size)
+        candidate.name = label or candidate.name
+        candidates.append(candidate)
     gold = candidates[0] if args.gold else None
-    rows = _load_prompts(args)
-
-    from rlsurrogate.models import load_model
-
-    model, tokenizer = load_model(args.model, dtype=args.dtype)
     start = time.perf_counter()
-    samples = sample_completions(
-        model,
-        tokenizer,
-        rows,
-        args.num_samples,
-        args.max_new_tokens,
-        args.temperature,
-        args.top_p,
-        args.batch_size,
-        args.seed,
-    )
+    if args.samples:
+        samples = load_samples(args.samples)
+    else:
+        rows = _load_prompts(args)
+        from rlsurrogate.models import load_model
+
+        model, tokenizer = load_model(args.model, dtype=args.dtype)
+        start = time.perf_counter()
+        samples = sample_completions(
+            model,
+            tokenizer,
+            rows,
+            args.num_samples,
+            args.max_new_tokens,
+            args.temperature,
+            args.top_p,
+            args.batch_size,
+            args.seed,
+        )
     sample_s = time.perf_counter() - start
     stats, matrices = diagnose(samples, candidates, gold, unbiased=not args.population_variance)
     score_s = time.perf_counter() - start - sample_s
     order = rank(stats, args.accuracy_floor)
     meta = {
         "model": args.model,
-        "prompts": _source(args),
-        "num_prompts": len(rows),
-        "k": args.num_samples,
+        "prompts": f"samples:{args.samples}" if args.samples else _source(args),
+        "num_prompts": samples.num_prompts,
+        "k": samples.k,
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
         "top_p": args.top_p,
         "seed": args.seed,
-        "gold": args.gold,
+        "gold": candidates[0].name if args.gold else None,
         "variance": "1/K" if args.population_variance else "1/(K-1)",
         "accuracy_floor": args.accuracy_floor,
         "sample_seconds": round(sample_s, 1),
@@ -235,6 +247,27 @@ def rank(stats: dict[str, TeacherStats], accuracy_floor: float = 0.5) -> list[st
     return sorted(stats, key=key, reverse=True)
 
 
+def load_samples(path: str | Path) -> Samples:
+    """Reads the `samples.jsonl` a previous report wrote (each line keeps its dataset row and token ids)."""
+    by_prompt: dict[int, list[dict[str, Any]]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, text in enumerate(f, 1):
+            line = json.loads(text)
+            if "row" not in line or "completion_ids" not in line:
+                raise ConfigError(f"--samples {path}:{lineno}: no 'row' or 'completion_ids'; rerun diagnose.")
+            by_prompt.setdefault(line["prompt_index"], []).append(line)
+    groups = [by_prompt[p] for p in sorted(by_prompt)]
+    k = len(groups[0]) if groups else 0
+    if k < 2 or any(len(g) != k for g in groups):
+        raise ConfigError(f"--samples {path}: every prompt needs the same number (>= 2) of completions.")
+    return Samples(
+        rows=[g[0]["row"] for g in groups],
+        k=k,
+        completions=[line["completion"] for g in groups for line in g],
+        completion_ids=[line["completion_ids"] for g in groups for line in g],
+    )
+
+
 def write_report(
     out_dir: Path,
     stats: dict[str, TeacherStats],
@@ -269,6 +302,8 @@ def write_report(
                     "completion": samples.completions[i],
                     "tokens": len(samples.completion_ids[i]),
                     "rewards": rewards,
+                    "completion_ids": samples.completion_ids[i],
+                    "row": row,
                 }
                 f.write(json.dumps(line) + "\n")
     _plot(Path(paths["plot"]), stats, order)
@@ -300,6 +335,12 @@ def _load_prompts(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     rows, _ = load_rows(data)
     return rows[: args.num_prompts]
+
+
+def _split_label(item: str) -> tuple[str | None, str]:
+    """`LABEL=SPEC` -> (LABEL, SPEC); a plain spec (even `squash(scale=0.1):x`) -> (None, spec)."""
+    match = re.match(r"^(?P<label>[\w.-]+)=(?P<spec>.+)$", item)
+    return (match["label"], match["spec"]) if match else (None, item)
 
 
 def _source(args: argparse.Namespace) -> str:
@@ -388,7 +429,7 @@ def _print_table(stats: dict[str, TeacherStats], order: list[str], meta: dict[st
             _fmt(s.accuracy),
             _fmt(s.var_x_acc),
         )
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 200)  # a log file gets the full table
     console.print(table)
     console.print(
         f"sampling {meta['sample_seconds']} s, scoring {meta['score_seconds']} s; "

@@ -76,6 +76,14 @@ def test_diagnose_cli_end_to_end(tiny, tmp_path):
     assert len(lines) == 9 and set(json.loads(lines[0])["rewards"]) == set(cands)
     assert (out / "variance.png").read_bytes()[:4] == b"\x89PNG"
 
+    # the saved samples are scored again without the model; LABEL=SPEC names a candidate
+    again = tmp_path / "again"
+    args = f"--samples {out / 'samples.jsonl'} --gold gold=format_length --candidate sq=squash:format_length"
+    assert main(["diagnose", "--model", "unused", *args.split(), "--output-dir", str(again)]) == 0
+    rescored = json.loads((again / "report.json").read_text())["candidates"]
+    assert set(rescored) == {"gold", "sq"}
+    assert rescored["gold"]["per_prompt_var"] == cands["format_length"]["per_prompt_var"]
+
 
 def test_diagnose_cli_rejects_bad_input_before_loading_the_model(tmp_path, capsys):
     assert main(["diagnose", "--model", "nowhere", "--task", "arithmetic", "--candidate", "acuracy"]) == 2
