@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=5)
     parser.add_argument("--n-init", type=int, default=5)
     parser.add_argument("--answer-tokens", type=int, default=10)
-    parser.add_argument("--ape-samples", type=int, default=30)
+    parser.add_argument("--ape-samples", type=int, default=60, help="APE candidates sampled once per task")
+    parser.add_argument("--soft-prompt-scale", type=float, default=1.0, help="soft-token spread (CandidateConfig)")
     parser.add_argument("--train-steps", type=int, default=300, help="NeuralUCB Adam steps per refit (INSTINCT: 1000)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads per worker (1 is fastest on a shared CPU)"
@@ -111,7 +112,12 @@ def _run_task(task_name: str, args: argparse.Namespace, t0: float) -> dict[str, 
     model, tokenizer = load_model("smollm2-135m-instruct")
     black_box = MemoClient(LocalHFClient(model, tokenizer, name="smollm2-135m-instruct", batch_size=16))
     task = load_task(task_name, n_val=args.n_val)
-    generator = InstructionGenerator(model, tokenizer, task.split()[0], CandidateConfig(pool_size=args.pool_size))
+    generator = InstructionGenerator(
+        model,
+        tokenizer,
+        task.split()[0],
+        CandidateConfig(pool_size=args.pool_size, soft_prompt_scale=args.soft_prompt_scale),
+    )
     features = generator.pool_features()
     pool = generator.generate(generator.Z)
     ape_samples = generator.sample_ape(args.ape_samples, seed=0)
