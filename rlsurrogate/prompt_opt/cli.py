@@ -117,9 +117,9 @@ def plot_best_curves(curves: dict[str, list[list[float]]], path: str | Path, tit
         n = max(len(r) for r in runs)
         Y = np.array([r + [r[-1]] * (n - len(r)) for r in runs])  # (runs, n): a run that stopped early stays flat
         x = np.arange(1, n + 1)
-        ax.plot(x, np.median(Y, 0), label=method)
+        (line,) = ax.plot(x, np.median(Y, 0), label=method)
         if len(runs) > 1:
-            ax.fill_between(x, Y.min(0), Y.max(0), alpha=0.15)
+            ax.fill_between(x, Y.min(0), Y.max(0), alpha=0.15, color=line.get_color())
     ax.set_xlabel("black-box queries")
     ax.set_ylabel("best validation score")
     ax.set_title(title)
