@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -54,6 +55,21 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "max_steps": 100,
 }
+class _RecipeLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `5e-5` (no dot) as a string; recipes mean a float, as YAML 1.2 and Python do."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$|^[-+]?\d[\d_]*\.\d*$|^[-+]?\.\d+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 # GRPOConfig fields the recipe sets elsewhere; naming them under `training` would be ambiguous.
 _OWNED_ELSEWHERE = {
     "output_dir": "output_dir (top level)",
@@ -206,7 +222,7 @@ def load_recipe(
     if not path.is_file():
         raise ConfigError(f"recipe {path}: no such file.")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _yaml_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"recipe {path}: not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
@@ -238,7 +254,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not isinstance(node, dict | list):
             problems.append(f"--set {item!r}: {key} does not name a field.")
             continue
-        parsed = yaml.safe_load(value) if value else None
+        parsed = _yaml_load(value) if value else None
         if isinstance(node, list):
             node[int(parts[-1])] = parsed
         else:

@@ -145,3 +145,10 @@ def test_cli_prints_one_line_per_problem_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert 'generation.temprature: unknown key. Did you mean "temperature"?' in proc.stderr
     assert 'training.learning_rat: not a GRPOConfig field. Did you mean "learning_rate"?' in proc.stderr
+
+
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(GOOD).replace("max_steps: 1", "max_steps: 1\n  learning_rate: 5e-5"))
+    assert load_recipe(path).training["learning_rate"] == 5e-5
+    assert load_recipe(path, overrides=["training.learning_rate=1e-4"]).training["learning_rate"] == 1e-4
