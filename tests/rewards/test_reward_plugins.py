@@ -31,6 +31,13 @@ def test_exact_answer():
     assert reward.__name__ == "exact_answer" and reward.version == "1"
 
 
+def test_answer_anywhere_matches_whole_numbers_in_any_format():
+    reward = build_reward("rewards/answer_anywhere.py:answer_anywhere")
+    completions = ["4 + 7 = 11", "4 + 7 = 110", "1.11", [{"role": "assistant", "content": "so \\boxed{11}"}], "x"]
+    assert reward(prompts=["q"] * 5, completions=completions, answer=["11"] * 5) == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert reward.__name__ == "answer_anywhere" and reward.version == "1"
+
+
 def test_keywords_factory_and_validation():
     reward = build_reward("rewards/keywords.py:make_keyword_reward", {"keywords": ["Total", "answer"]})
     assert reward(completions=["the TOTAL answer", "total", "none"]) == [1.0, 0.5, 0.0]
