@@ -69,12 +69,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["sentiment", "reverse_words"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=30)
-    parser.add_argument("--pool-size", type=int, default=64)
+    parser.add_argument("--pool-size", type=int, default=128)
     parser.add_argument("--n-val", type=int, default=5)
     parser.add_argument("--n-init", type=int, default=5)
     parser.add_argument("--answer-tokens", type=int, default=10)
     parser.add_argument("--ape-samples", type=int, default=60, help="APE candidates sampled once per task")
-    parser.add_argument("--soft-prompt-scale", type=float, default=1.0, help="soft-token spread (CandidateConfig)")
+    parser.add_argument("--soft-prompt-scale", type=float, default=3.0, help="soft-token spread (CandidateConfig)")
     parser.add_argument("--train-steps", type=int, default=300, help="NeuralUCB Adam steps per refit (INSTINCT: 1000)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads per worker (1 is fastest on a shared CPU)"
