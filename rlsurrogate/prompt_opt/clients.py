@@ -188,9 +188,9 @@ class OpenAIChatClient:
             try:
                 response = self._client.chat.completions.create(
                     model=self.model,
-                    messages=messages,
+                    messages=messages,  # type: ignore[arg-type]
                     max_tokens=max_tokens,
-                    temperature=temperature,  # type: ignore[arg-type]
+                    temperature=temperature,
                 )
                 completion = _parse_completion(response)
             except (openai.RateLimitError, openai.InternalServerError) as err:
@@ -342,8 +342,8 @@ def make_client(target: str, **kwargs: Any) -> ChatClient:
     if kind == "hf" and rest:
         from rlsurrogate.models import load_model
 
-        model, tokenizer = load_model(rest, dtype=kwargs.get("dtype", "float32"))
-        return LocalHFClient(model, tokenizer, name=rest)
+        lm, tokenizer = load_model(rest, dtype=kwargs.get("dtype", "float32"))
+        return LocalHFClient(lm, tokenizer, name=rest)
     raise ConfigError(
         f"--target {target!r}: expected openai:<model>@<base_url> (e.g. openai:gpt-4o-mini@https://api.openai.com/v1) "
         "or hf:<name> (e.g. hf:smollm2-135m-instruct)."
@@ -414,6 +414,6 @@ class _seeded:
         self._fork.__enter__()
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.generator is not None:
             self._fork.__exit__(*exc)
