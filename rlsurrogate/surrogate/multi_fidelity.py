@@ -143,10 +143,20 @@ class MultiFidelityBO(SurrogateOptimizer):
     # -- ask ----------------------------------------------------------------------------------------------------------
     def _ask_unit(self, n: int, seed: int) -> Tensor:
         if max(self.Y.numel(), self.n_sobol) < self.n_init:
-            engine = SobolEngine(self.space.dim, scramble=True, seed=self.seed)
-            engine.fast_forward(self.n_sobol)
-            self.n_sobol += n
-            return engine.draw(n, dtype=torch.float64)
+            return self._sobol(n)
+        try:
+            return self._propose(n, seed)
+        except (RuntimeError, ValueError) as err:  # e.g. NaN acquisition values in BoTorch's start-point sampler
+            warnings.warn(f"MF-BO step {self.step}: proposal failed ({err}); using a Sobol point.", stacklevel=2)
+            return self._sobol(n)
+
+    def _sobol(self, n: int) -> Tensor:
+        engine = SobolEngine(self.space.dim, scramble=True, seed=self.seed)
+        engine.fast_forward(self.n_sobol)
+        self.n_sobol += n
+        return engine.draw(n, dtype=torch.float64)
+
+    def _propose(self, n: int, seed: int) -> Tensor:
         from botorch.optim import optimize_acqf
 
         with torch.random.fork_rng():
