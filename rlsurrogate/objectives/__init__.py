@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from rlsurrogate.objectives.base import Objective
 from rlsurrogate.registry import Registry
 
 __all__ = ["OBJECTIVES", "build_objective"]
 
 OBJECTIVES: Registry = Registry("objective")
 
-from rlsurrogate.objectives import grpo  # noqa: E402,F401  (registers the GRPO family)
-from rlsurrogate.objectives import disco  # noqa: E402,F401
+# Importing the method modules registers them (they need OBJECTIVES, defined above).
+from rlsurrogate.objectives import disco, grpo  # noqa: E402,F401
 
 
-def build_objective(name: str, params: dict | None = None):
+def build_objective(name: str, params: dict | None = None) -> Objective:
     """The objective registered as `name`, configured with `params`."""
     return OBJECTIVES.get(name)(**(params or {}))
