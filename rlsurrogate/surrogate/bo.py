@@ -203,6 +203,8 @@ class BayesianOptimization(SurrogateOptimizer):
     def _ask_unit(self, n: int, seed: int) -> Tensor:
         if max(self.Y.numel(), self.n_sobol) < self.n_init:
             return self._sobol(n)
+        from botorch.exceptions.errors import BotorchError
+
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)  # BoTorch's samplers and initialisers draw from the global RNG
@@ -211,7 +213,7 @@ class BayesianOptimization(SurrogateOptimizer):
                 )
                 self._hyper = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 return self._maximize_acquisition(n, seed)
-        except (RuntimeError, ValueError) as err:  # NotPSDError and NanError subclass RuntimeError/ValueError
+        except (RuntimeError, ValueError, BotorchError) as err:  # NotPSDError, NanError, ModelFittingError
             warnings.warn(
                 f"BO step {self.step}: model-based proposal failed ({err}); using a Sobol point.", stacklevel=2
             )

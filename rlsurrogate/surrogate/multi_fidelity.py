@@ -144,9 +144,11 @@ class MultiFidelityBO(SurrogateOptimizer):
     def _ask_unit(self, n: int, seed: int) -> Tensor:
         if max(self.Y.numel(), self.n_sobol) < self.n_init:
             return self._sobol(n)
+        from botorch.exceptions.errors import BotorchError
+
         try:
             return self._propose(n, seed)
-        except (RuntimeError, ValueError) as err:  # e.g. NaN acquisition values in BoTorch's start-point sampler
+        except (RuntimeError, ValueError, BotorchError) as err:  # NaN acquisition values, failed GP fits
             warnings.warn(f"MF-BO step {self.step}: proposal failed ({err}); using a Sobol point.", stacklevel=2)
             return self._sobol(n)
 
