@@ -12,6 +12,8 @@ train on it, and `dry_run_rewards` calls each reward once before training starts
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -134,32 +136,37 @@ class GuardedReward:
         return self.call_once(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
 
     def call_once(self, prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+        """One checked call, also for async rewards (run to completion here, e.g. for the dry run)."""
         try:
             values = self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
+            if inspect.isawaitable(values):
+                values = asyncio.run(_await(values))
         except RewardError:
             raise
         except Exception as err:
-            raise RewardError(
-                f"reward {self.__name__} raised {type(err).__name__}: {err} "
-                f"(first prompt: {_preview(prompts[0])!r}, completion: {_preview(completions[0])!r})"
-            ) from err
+            raise self._error(err, prompts, completions) from err
+        return self._checked(values, prompts, completions)
+
+    def _error(self, err: Exception, prompts: list, completions: list) -> RewardError:
+        return RewardError(
+            f"reward {self.__name__} raised {type(err).__name__}: {err} "
+            f"(first prompt: {_preview(prompts[0])!r}, completion: {_preview(completions[0])!r})"
+        )
+
+    def _checked(self, values: Any, prompts: list, completions: list) -> list[float | None]:
         check_reward_output(self.__name__, values, len(completions), prompts, completions)
         return list(values)
 
 
 class _AsyncGuardedReward(GuardedReward):
-    """GuardedReward for `async def` rewards, which TRL awaits concurrently."""
+    """GuardedReward for `async def` rewards, which TRL awaits concurrently on its own event loop."""
 
     async def __call__(self, prompts, completions, completion_ids=None, **kwargs):
         try:
             values = await self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
         except Exception as err:
-            raise RewardError(
-                f"reward {self.__name__} raised {type(err).__name__}: {err} "
-                f"(first prompt: {_preview(prompts[0])!r}, completion: {_preview(completions[0])!r})"
-            ) from err
-        check_reward_output(self.__name__, values, len(completions), prompts, completions)
-        return list(values)
+            raise self._error(err, prompts, completions) from err
+        return self._checked(values, prompts, completions)
 
 
 def guard_reward(func: Any) -> Any:
@@ -167,6 +174,10 @@ def guard_reward(func: Any) -> Any:
     if isinstance(func, str | torch.nn.Module | GuardedReward):
         return func
     return _AsyncGuardedReward(func) if is_async_callable(func) else GuardedReward(func)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _preview(value: Any, width: int = 60) -> str:

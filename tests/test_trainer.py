@@ -174,3 +174,20 @@ def test_dry_run_fails_before_training_on_a_broken_reward(tmp_path, tiny):
     with pytest.raises(RewardError, match="needs_missing_column raised TypeError"):
         trainer.dry_run_rewards(_dataset()[0])
     assert trainer.state.global_step == 0
+
+
+def test_async_rewards_are_guarded_and_dry_run():
+    import asyncio
+
+    from rlsurrogate.trainer import guard_reward
+
+    async def slow_reward(completions, **kwargs):
+        await asyncio.sleep(0)
+        return [float("nan")] * len(completions)
+
+    guarded = guard_reward(slow_reward)
+    assert guarded.__name__ == "slow_reward"
+    with pytest.raises(RewardError, match="returned nan"):
+        asyncio.run(guarded(prompts=["p"], completions=["c"], completion_ids=[[1]]))
+    with pytest.raises(RewardError, match="returned nan"):  # the dry run's synchronous path
+        guarded.call_once(prompts=["p"], completions=["c"], completion_ids=[[1]])
