@@ -55,6 +55,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "max_steps": 100,
 }
+
+
 class _RecipeLoader(yaml.SafeLoader):
     """YAML 1.1 reads `5e-5` (no dot) as a string; recipes mean a float, as YAML 1.2 and Python do."""
 
@@ -431,7 +433,6 @@ def _check_training(training: dict[str, Any]) -> list[str]:
 def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> list[str]:
     """Checks that need well-typed sections; sections in `broken` already have their problems listed."""
     from rlsurrogate import models, rewards, tasks
-    from rlsurrogate.objectives import OBJECTIVES
 
     problems = [] if "model" in broken else models.check_model_name(recipe.model.name)
     if recipe.model.dtype not in ("float32", "bfloat16", "float16", "auto"):
@@ -463,21 +464,8 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
             params["max_length"] = recipe.generation.max_completion_length
         problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
 
-    if "objective" in broken:
-        pass
-    elif recipe.objective.name not in OBJECTIVES:
-        problems.append(
-            f'objective.name = "{recipe.objective.name}": unknown objective.'
-            f"{did_you_mean(recipe.objective.name, OBJECTIVES.names())} Valid: {', '.join(OBJECTIVES.names())}."
-        )
-    else:
-        try:
-            objective = OBJECTIVES.get(recipe.objective.name)(**recipe.objective.params)
-            problems += objective.check(recipe)
-        except ConfigError as err:
-            problems += [f"objective: {p}" for p in err.problems]
-        except TypeError as err:
-            problems.append(f"objective.params: {err}.")
+    if "objective" not in broken:
+        problems += _check_objective(recipe)
 
     if "eval" not in broken and recipe.eval.batch_size < 1:
         problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
@@ -528,6 +516,26 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
     if not 0 < recipe.diagnostics.flat_threshold <= 1:
         problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
+    return problems
+
+
+def _check_objective(recipe: Recipe) -> list[str]:
+    from rlsurrogate.objectives import OBJECTIVES
+
+    problems: list[str] = []
+    if recipe.objective.name not in OBJECTIVES:
+        problems.append(
+            f'objective.name = "{recipe.objective.name}": unknown objective.'
+            f"{did_you_mean(recipe.objective.name, OBJECTIVES.names())} Valid: {', '.join(OBJECTIVES.names())}."
+        )
+    else:
+        try:
+            objective = OBJECTIVES.get(recipe.objective.name)(**recipe.objective.params)
+            problems += objective.check(recipe)
+        except ConfigError as err:
+            problems += [f"objective: {p}" for p in err.problems]
+        except TypeError as err:
+            problems.append(f"objective.params: {err}.")
     return problems
 
 
