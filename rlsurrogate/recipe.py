@@ -58,9 +58,17 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 
 
 class _RecipeLoader(yaml.SafeLoader):
-    """YAML 1.1 reads `5e-5` (no dot) as a string; recipes mean a float, as YAML 1.2 and Python do."""
+    """YAML 1.2 scalars: `5e-5` is a float (YAML 1.1 reads a string) and only true/false are booleans (YAML 1.1
+    reads `no`, as in `save_strategy: no`, as False)."""
 
 
+_RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _RecipeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$|^[-+]?\d[\d_]*\.\d*$|^[-+]?\.\d+$"),

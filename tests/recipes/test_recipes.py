@@ -147,6 +147,14 @@ def test_cli_prints_one_line_per_problem_without_traceback(tmp_path):
     assert 'training.learning_rat: not a GRPOConfig field. Did you mean "learning_rate"?' in proc.stderr
 
 
+def test_yaml_1_2_scalars(tmp_path):
+    """`no` stays a string (save_strategy: no), `5e-5` is a float."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    recipe = load_recipe(path, overrides=["training.save_strategy=no", "eval.before=false"])
+    assert recipe.training["save_strategy"] == "no" and recipe.eval.before is False
+
+
 def test_exponent_floats_without_a_dot_are_floats(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(GOOD).replace("max_steps: 1", "max_steps: 1\n  learning_rate: 5e-5"))
