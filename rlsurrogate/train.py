@@ -40,17 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_rewards(recipe: Recipe) -> tuple[list[Any], list[float]]:
-    """The recipe's reward callables and weights; factories needing `max_length` get max_completion_length."""
-    import inspect
-
-    from rlsurrogate.rewards import REWARDS, build_reward
+    """The recipe's reward callables and weights (factory arguments from `recipe.reward_params`)."""
+    from rlsurrogate.recipe import reward_params
+    from rlsurrogate.rewards import build_reward
 
     funcs, weights = [], []
     for spec in recipe.rewards:
-        params = dict(spec.params)
-        if spec.name in REWARDS and "max_length" in inspect.signature(REWARDS.get(spec.name)).parameters:
-            params.setdefault("max_length", recipe.generation.max_completion_length)
-        funcs.append(build_reward(spec.name, params))
+        funcs.append(build_reward(spec.name, reward_params(recipe, spec)))
         weights.append(float(spec.weight))
     return funcs, weights
 
