@@ -201,7 +201,12 @@ def main() -> None:
 
     cache = Path(args.cache)
     done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
-    results = {(r["method"], r["seed"]): r for r in done if r["budget"] == args.budget}
+    results = {(r["method"], r["seed"]): r for r in done if r.get("budget") == args.budget}
+    mf_done = {
+        (r["method"], r["seed"]): {k: math.inf if v is None else v for k, v in r["mf"].items()}
+        for r in done
+        if "mf" in r
+    }
     for seed in range(
         args.first_seed, args.seeds
     ):  # seed-major, so an interrupted run has every method on the first seeds
@@ -256,11 +261,22 @@ def main() -> None:
     mf_summary = {}
     if not args.skip_mf:
         print(f"\n{args.mf_problem}: cost until regret <= {args.mf_regret} at target fidelity (cost = 0.1 + s)")
-        runs = [mf_cost_to_regret(args.mf_problem, s, args.mf_budget, args.mf_regret) for s in range(args.mf_seeds)]
-        for key in ("mfbo", "single"):
+        key = f"mf:{args.mf_problem}:{args.mf_budget}:{args.mf_regret}"
+        runs = []
+        for seed in range(args.mf_seeds):
+            if (key, seed) not in mf_done and not args.report_only:
+                costs = mf_cost_to_regret(args.mf_problem, seed, args.mf_budget, args.mf_regret)
+                mf_done[(key, seed)] = costs
+                with cache.open("a") as fh:  # JSON has no inf: a budget that ran out is stored as null
+                    fh.write(json.dumps({"method": key, "seed": seed, "mf": _nullable(costs)}) + "\n")
+            if (key, seed) in mf_done:
+                runs.append(mf_done[(key, seed)])
+        for key, label in (("mfbo", "mf"), ("single", "sf")):
+            if not runs:
+                break
             costs = [r[key] for r in runs]
-            mf_summary[key] = statistics.median(costs)
-            print(f"  {key:7s} per seed {[round(c, 1) for c in costs]}  median {mf_summary[key]:.1f}")
+            mf_summary[label] = statistics.median(costs)
+            print(f"  {key:7s} per seed {[round(c, 1) for c in costs]}  median {mf_summary[label]:.1f}")
 
     def get(method: str, key: str) -> float | None:
         return round(rows[method][key], 3) if method in rows else None
@@ -284,12 +300,15 @@ def main() -> None:
             if "ours_logei" in rows and "optuna_gp" in rows
             else None
         ),
-        "mf_cost_to_regret": mf_summary.get("mfbo"),
-        "sf_cost_to_regret": mf_summary.get("single"),
+        **{f"{k}_cost_to_regret": v for k, v in _nullable(mf_summary).items()},  # null: not reached
         "seeds_per_method": {m: row["n"] for m, row in rows.items()},
         "budget": args.budget,
     }
     print(json.dumps(summary))
+
+
+def _nullable(costs: dict[str, float]) -> dict[str, float | None]:
+    return {k: None if math.isinf(v) else v for k, v in costs.items()}
 
 
 if __name__ == "__main__":

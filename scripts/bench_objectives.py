@@ -1,12 +1,17 @@
 """DisCO vs GRPO (TRL's default loss) on the built-in arithmetic task with the embedded SmolLM2-135M-Instruct.
 
-Both objectives train the same model from the same seeds for the same number of steps on one CPU process, with the
-accuracy reward (DisCO's 0/1 label; GRPO's reward) and one prompt group per optimizer step. Printed per objective:
-held-out greedy accuracy after training, mean training reward over all steps and over the last third, steps until
-the 3-step running mean of the training reward first reaches `--target`, and the median step time (TRL's
-`step_time`: generation, scoring, forward and backward). The last line is JSON.
+Both objectives train the same model from the same seeds for the same number of steps on one CPU process, in the
+quickstart's setting (recipes/quickstart.yaml): the `boxed_number` reward (1 for exactly one plain boxed number, 0.2
+for any other box, 0 otherwise) is GRPO's reward, and DisCO's 0/1 label is that reward binarized at
+`--label-threshold` (default 1.0: "one plain boxed number"). The model starts at 0 held-out accuracy and 0 boxed
+rate, and neither reward sees the answer; the strict accuracy reward gives both objectives no signal at all on this
+model (no sampled completion is correct), so it cannot separate them. Each optimizer step takes `--prompts` prompt
+groups in one micro-batch. Printed per objective: held-out greedy accuracy and boxed rate after training, mean
+training reward over all steps and over the last third, steps until the 3-step running mean of the training reward
+first reaches `--target`, and the median step time (TRL's `step_time`: generation, scoring, forward and backward).
+The last line is JSON.
 
-    nice -n 10 python scripts/bench_objectives.py                      # 3 seeds x 12 steps, ~30 min on 2 cores
+    nice -n 10 python scripts/bench_objectives.py                      # 3 seeds x 15 steps, ~45 min on 2 cores
     nice -n 10 python scripts/bench_objectives.py --seeds 0 --steps 4  # smoke run
 
 `step_time_ratio` divides DisCO's median step time by GRPO's (pooled over seeds); `loss_time_ratio` does the same for
@@ -25,19 +30,27 @@ import tempfile
 import time
 from typing import Any
 
-OBJECTIVES = {
-    "disco": ("disco", {"label_reward": "accuracy"}),  # log-L, tau 10, delta 1e-4, beta 1e3 (paper defaults)
-    "grpo": ("dapo", {}),  # TRL 1.16's default loss_type
-}
+REWARD = ("boxed_number", {"single_box": True, "partial_credit": 0.2})  # the quickstart's reward
+
+
+def objectives(label_threshold: float) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Registry name and params per benchmarked objective."""
+    return {
+        # log-L, tau 10, delta 1e-4, beta 1e3 (the paper's defaults)
+        "disco": ("disco", {"label_reward": REWARD[0], "label_threshold": label_threshold}),
+        "grpo": ("dapo", {}),  # TRL 1.16's default loss_type
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--completions", type=int, default=8, help="completions per prompt (one prompt per step)")
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--prompts", type=int, default=2, help="prompt groups per optimizer step")
+    parser.add_argument("--completions", type=int, default=8, help="completions per prompt")
     parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--label-threshold", type=float, default=1.0, help="DisCO label = reward >= threshold")
     parser.add_argument("--eval-prompts", type=int, default=32)
     parser.add_argument("--target", type=float, default=0.5, help="training-reward level for steps-to-target")
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -51,18 +64,24 @@ def main() -> None:
 
     train_rows, eval_rows = load_rows(DataConfig(task="arithmetic", num_train=256, num_eval=args.eval_prompts))
     model, tokenizer = load_model(args.model)
-    before = evaluate(model, tokenizer, eval_rows, args.max_tokens)["accuracy"] if eval_rows else float("nan")
+    nan = {"accuracy": float("nan"), "boxed_rate": float("nan")}
+    before = evaluate(model, tokenizer, eval_rows, args.max_tokens) if eval_rows else nan
     del model
-    print(f"held-out accuracy before training: {before:.3f} ({len(eval_rows)} prompts, greedy)", flush=True)
+    print(
+        f"before training: held-out accuracy {before['accuracy']:.3f}, boxed rate {before['boxed_rate']:.3f} "
+        f"({len(eval_rows)} prompts, greedy)",
+        flush=True,
+    )
 
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in OBJECTIVES}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in objectives(args.label_threshold)}
     last: dict[str, Any] = {}
     for seed in args.seeds:
-        for name in OBJECTIVES:
+        for name in runs:
             run, last[name] = _train(name, seed, args, train_rows, eval_rows)
             runs[name].append(run)
             print(
-                f"seed {seed} {name:5s}: acc {run['acc']:.3f}  mean reward {statistics.mean(run['rewards']):.3f}  "
+                f"seed {seed} {name:5s}: acc {run['acc']:.3f}  boxed {run['boxed']:.3f}  "
+                f"mean reward {statistics.mean(run['rewards']):.3f}  "
                 f"step time {statistics.median(run['step_times']):.2f} s",
                 flush=True,
             )
@@ -77,7 +96,10 @@ def main() -> None:
     result = {
         "disco_acc": summary["disco"]["acc"],
         "grpo_acc": summary["grpo"]["acc"],
-        "acc_before": before,
+        "acc_before": before["accuracy"],
+        "disco_boxed_rate": summary["disco"]["boxed"],
+        "grpo_boxed_rate": summary["grpo"]["boxed"],
+        "boxed_rate_before": before["boxed_rate"],
         "disco_reward": summary["disco"]["reward"],
         "grpo_reward": summary["grpo"]["reward"],
         "disco_steps_to_target": summary["disco"]["steps_to_target"],
@@ -103,7 +125,7 @@ def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eva
     from rlsurrogate.rewards import build_reward
     from rlsurrogate.trainer import RLTrainer
 
-    registry_name, params = OBJECTIVES[name]
+    registry_name, params = objectives(args.label_threshold)[name]
     objective = build_objective(registry_name, params)
     model, tokenizer = load_model(args.model)
     with tempfile.TemporaryDirectory() as out:
@@ -114,7 +136,7 @@ def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eva
             max_steps=args.steps,
             num_generations=args.completions,
             max_completion_length=args.max_tokens,
-            per_device_train_batch_size=args.completions,
+            per_device_train_batch_size=args.prompts * args.completions,
             gradient_accumulation_steps=1,
             learning_rate=args.lr,
             temperature=1.0,
@@ -127,7 +149,7 @@ def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eva
         )
         trainer = RLTrainer(
             model=model,
-            reward_funcs=[build_reward("accuracy", {"answer_column": "answer"})],
+            reward_funcs=[build_reward(*REWARD)],
             args=config,
             train_dataset=Dataset.from_list(train_rows),
             processing_class=tokenizer,
@@ -147,9 +169,15 @@ def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eva
     history = trainer.state.log_history
     rewards = [h["reward"] for h in history if "reward" in h]
     step_times = [h["step_time"] for h in history if "step_time" in h][1:]  # the first step warms up
-    acc = evaluate(trainer.model, tokenizer, eval_rows, args.max_tokens)["accuracy"] if eval_rows else float("nan")
+    after = evaluate(trainer.model, tokenizer, eval_rows, args.max_tokens) if eval_rows else {}
     trainer.compute_loss = compute_loss
-    run = {"acc": acc, "rewards": rewards, "step_times": step_times or [float("nan")], "loss_times": loss_times[1:]}
+    run = {
+        "acc": after.get("accuracy", float("nan")),
+        "boxed": after.get("boxed_rate", float("nan")),
+        "rewards": rewards,
+        "step_times": step_times or [float("nan")],
+        "loss_times": loss_times[1:],
+    }
     return run, trainer
 
 
@@ -184,6 +212,7 @@ def _summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
     tail = max(1, len(runs[0]["rewards"]) // 3)
     return {
         "acc": statistics.mean(r["acc"] for r in runs),
+        "boxed": statistics.mean(r["boxed"] for r in runs),
         "acc_sd": statistics.pstdev(r["acc"] for r in runs) if not math.isnan(runs[0]["acc"]) else float("nan"),
         "reward": statistics.mean(statistics.mean(r["rewards"]) for r in runs),
         "reward_last": statistics.mean(statistics.mean(r["rewards"][-tail:]) for r in runs),
@@ -203,10 +232,11 @@ def _steps_to(rewards: list[float], target: float, window: int = 3) -> int | Non
 
 def _print_table(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     print(
-        f"\n{len(args.seeds)} seeds x {args.steps} steps, {args.completions} completions x {args.max_tokens} tokens, "
-        f"lr {args.lr:g}, target reward {args.target}"
+        f"\n{len(args.seeds)} seeds x {args.steps} steps, {args.prompts} prompts x {args.completions} completions x "
+        f"{args.max_tokens} tokens per step, lr {args.lr:g}, DisCO label = reward >= {args.label_threshold}, "
+        f"target reward {args.target}"
     )
-    header = f"{'objective':10s} {'held-out acc':>14s} {'reward':>8s} {'reward (last 1/3)':>18s} "
+    header = f"{'objective':10s} {'held-out acc':>14s} {'boxed rate':>11s} {'reward':>8s} {'reward (last 1/3)':>18s} "
     header += f"{'steps to target':>16s} {'step time s':>12s} {'loss time s':>12s}"
     print(header)
     for name, s in summary.items():
@@ -214,8 +244,8 @@ def _print_table(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -
             f"{s['steps_to_target']:.1f} ({s['reached']})" if s["steps_to_target"] is not None else "not reached"
         )
         print(
-            f"{name:10s} {s['acc']:>8.3f}±{s['acc_sd']:.3f} {s['reward']:>8.3f} {s['reward_last']:>18.3f} "
-            f"{to_target:>16s} {s['step_time']:>12.2f} {s['loss_time']:>12.3f}"
+            f"{name:10s} {s['acc']:>8.3f}±{s['acc_sd']:.3f} {s['boxed']:>11.3f} {s['reward']:>8.3f} "
+            f"{s['reward_last']:>18.3f} {to_target:>16s} {s['step_time']:>12.2f} {s['loss_time']:>12.3f}"
         )
 
 
