@@ -3,7 +3,8 @@
 `rlsurrogate train RECIPE [--set key=value ...] [--resume]` on one process, or
 `accelerate launch [--config_file recipes/accelerate/X.yaml] -m rlsurrogate train RECIPE` on several.
 The run writes into `output_dir`: checkpoints, `final/` (the trained model), `eval_before.json`,
-`eval_after.json`, `rewards.png` (reward per step) and `summary.json`; its last output line is the summary JSON.
+`eval_after.json`, `rewards.png` (reward per step), `log_history.json` (every logged metric per step, diagnostics
+included) and `summary.json`; its last output line is the summary JSON.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
     if not state.is_main_process:
         return None
     _plot_rewards(trainer.state.log_history, out / "rewards.png")
+    (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     summary = _summary(recipe, before, after, trainer, state.num_processes)
     summary["resumed_from_step"] = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -76,6 +76,9 @@ def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint
     out = tmp_path / "out"
     assert (out / "final" / "config.json").is_file()
     assert (out / "rewards.png").stat().st_size > 1000
+    steps = [row for row in json.loads((out / "log_history.json").read_text()) if "reward" in row]
+    assert [row["step"] for row in steps] == [1, 2]
+    assert "diagnostics/total/zero_var_share" in steps[0]  # the variance monitor's metrics reach the saved log
     assert json.loads((out / "eval_before.json").read_text())["num_prompts"] == 4
     assert "per optimizer step" in proc.stdout  # the resolved batch table
 
