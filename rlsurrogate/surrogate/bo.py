@@ -102,12 +102,10 @@ def fit_gp(
     Returns:
         The fitted model in eval mode.
     """
-    from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from gpytorch.constraints import GreaterThan
     from gpytorch.kernels import MaternKernel, ScaleKernel
     from gpytorch.likelihoods import GaussianLikelihood
-    from gpytorch.mlls import ExactMarginalLogLikelihood
     from gpytorch.priors import GammaPrior
 
     d = U.shape[-1]
@@ -123,11 +121,28 @@ def fit_gp(
     if warm_start is not None:
         hyper = {k: v for k, v in warm_start.items() if not k.startswith("outcome_transform")}
         model.load_state_dict(hyper, strict=False)
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": _FIT_MAXITER}})
+    fit_hyperparameters(model, maxiter=_FIT_MAXITER)
     return model.eval()
+
+
+def fit_hyperparameters(model: Any, maxiter: int) -> None:
+    """MAP-fits a GP's hyper-parameters in place with BoTorch's `fit_gpytorch_mll` (L-BFGS-B, retries).
+
+    When every attempt fails (BoTorch's `ModelFittingError`, e.g. repeated line-search failures on near-duplicate
+    points), the model keeps the hyper-parameters it started from (the warm start or the prior's defaults) and a
+    warning says so: a usable posterior is worth more to the loop than a crash.
+    """
+    from botorch.exceptions.errors import ModelFittingError
+    from botorch.fit import fit_gpytorch_mll
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}})
+    except ModelFittingError as err:
+        warnings.warn(f"GP hyper-parameter fit failed ({err}); keeping the starting hyper-parameters.", stacklevel=2)
 
 
 @OPTIMIZERS.register("bo")

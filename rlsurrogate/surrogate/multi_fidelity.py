@@ -33,12 +33,13 @@ from torch.quasirandom import SobolEngine
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer
+from rlsurrogate.surrogate.bo import fit_hyperparameters
 
 __all__ = ["MultiFidelityBO", "fidelity_cost"]
 
 MF_ACQUISITIONS = ("mfkg", "mfmes")
 # Cap on L-BFGS-B iterations of the GP fit (as in bo.py); the MAP estimate changes little after it.
-_FIT_OPTIONS = {"options": {"maxiter": 75}}
+_FIT_MAXITER = 75
 
 
 def fidelity_cost(s: Tensor, fixed_cost: float) -> Tensor:
@@ -176,14 +177,10 @@ class MultiFidelityBO(SurrogateOptimizer):
         return X.detach()  # n x d
 
     def _fit(self) -> Any:
-        from botorch.fit import fit_gpytorch_mll
         from botorch.models import SingleTaskMultiFidelityGP
-        from gpytorch.mlls import ExactMarginalLogLikelihood
 
         model = SingleTaskMultiFidelityGP(self.U, self.Y_max.unsqueeze(-1), data_fidelities=[self.fidelity_dim])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=_FIT_OPTIONS)
+        fit_hyperparameters(model, maxiter=_FIT_MAXITER)
         return model.eval()
 
     def _build_acquisition(self) -> Any:

@@ -143,6 +143,29 @@ def test_duplicates_and_constant_outputs_do_not_crash():
     assert x.shape == (2, 2) and torch.isfinite(x).all()
 
 
+def _failing_fit(*args, **kwargs):
+    from botorch.exceptions.errors import ModelFittingError
+
+    raise ModelFittingError("All attempts to fit the model have failed.")
+
+
+def test_failed_hyperparameter_fit_keeps_the_warm_start_and_still_proposes(monkeypatch):
+    f = get_benchmark("branin")
+    opt = BayesianOptimization(f.bounds, seed=0, n_init=5, **FAST)
+    X = opt.ask(5)
+    opt.tell(X, f(X))
+    x = opt.ask(1)  # a successful fit: its hyper-parameters warm-start the next one
+    opt.tell(x, f(x))
+    fitted = {k: v.clone() for k, v in opt._hyper.items()}
+    monkeypatch.setattr("botorch.fit.fit_gpytorch_mll", _failing_fit)
+    with pytest.warns(UserWarning, match="GP hyper-parameter fit failed"):
+        x = opt.ask(1)
+    assert x.shape == (1, 2) and ((x >= f.bounds[0]) & (x <= f.bounds[1])).all()
+    assert opt.model is not None  # a model-based proposal, not the Sobol fallback
+    lengthscale = "covar_module.base_kernel.raw_lengthscale"
+    assert torch.equal(opt.model.state_dict()[lengthscale], fitted[lengthscale])
+
+
 def test_finds_branin_minimum():
     f = get_benchmark("branin")
     opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=6)

@@ -42,6 +42,23 @@ def test_model_based_step_and_recommendation(acquisition):
     assert rec.shape == (3,) and float(rec[2]) == 1.0  # recommendations are at the target fidelity
 
 
+def test_failed_hyperparameter_fit_still_gives_a_model_based_step(monkeypatch):
+    from botorch.exceptions.errors import ModelFittingError
+
+    def failing_fit(*args, **kwargs):
+        raise ModelFittingError("All attempts to fit the model have failed.")
+
+    f = get_benchmark("mf_branin")
+    opt = MultiFidelityBO(f.bounds, fidelity_dim=2, fixed_cost=f.fixed_cost, maximize=False, n_init=6, **FAST)
+    X = opt.ask(6)
+    opt.tell(X, f(X))
+    monkeypatch.setattr("botorch.fit.fit_gpytorch_mll", failing_fit)
+    with pytest.warns(UserWarning, match="GP hyper-parameter fit failed") as record:
+        x = opt.ask(1)
+    assert not any("using a Sobol point" in str(w.message) for w in record)
+    assert x.shape == (1, 3) and ((x >= f.bounds[0]) & (x <= f.bounds[1])).all()
+
+
 def test_best_prefers_target_fidelity_observations():
     opt = MultiFidelityBO([[0.0, 0.0], [1.0, 1.0]], maximize=False, n_init=2, **FAST)
     opt.tell(torch.tensor([[0.2, 0.0]]), [-5.0])  # low fidelity, looks better
