@@ -150,22 +150,29 @@ def time_at_n(n: int, repeats: int = 3) -> dict[str, float]:
     return {"ours": statistics.median(ours), "optuna_gp": statistics.median(opt_gp)}
 
 
-def mf_cost_to_regret(problem: str, seed: int, budget_cost: float, target: float) -> dict[str, float]:
-    """Cost spent until the regret at target fidelity is <= `target`: MF-BO (MF-KG, its posterior-mean
-    recommendation) and single-fidelity BO (LogEI at s = 1, its best observation); inf if the budget runs out."""
+def mf_cost_to_regret(problem: str, seed: int, budget_cost: float, targets: list[float]) -> dict[str, float]:
+    """Cost spent until the regret at target fidelity is <= each target: MF-BO (MF-KG, regret of its posterior-mean
+    recommendation) and single-fidelity BO (LogEI at s = 1, regret of its best observation). Keys
+    "mfbo@<target>" and "single@<target>"; inf where the cost budget ran out first."""
     f = get_benchmark(problem)
     base = get_benchmark(problem.removeprefix("mf_"))
     n_init = 2 * f.dim
+    out = {f"{m}@{t:g}": math.inf for m in ("mfbo", "single") for t in targets}
+
+    def record(method: str, regret: float, cost: float) -> bool:
+        for t in targets:
+            if regret <= t and math.isinf(out[f"{method}@{t:g}"]):
+                out[f"{method}@{t:g}"] = cost
+        return regret <= min(targets)
+
     mf = MultiFidelityBO(
         f.bounds, fidelity_dim=f.fidelity_dim, fixed_cost=f.fixed_cost, maximize=False, seed=seed, n_init=n_init
     )
-    out = {"mfbo": math.inf, "single": math.inf}
     while mf.cost_spent < budget_cost:
         X = mf.ask(1)
         mf.tell(X, f(X))
         x = mf.recommend()
-        if x is not None and base.regret(float(base(x[: base.dim]))) <= target:
-            out["mfbo"] = mf.cost_spent
+        if x is not None and record("mfbo", base.regret(float(base(x[: base.dim]))), mf.cost_spent):
             break
     sf = BayesianOptimization(base.bounds, maximize=False, seed=seed, n_init=n_init)
     cost = 0.0
@@ -173,8 +180,7 @@ def mf_cost_to_regret(problem: str, seed: int, budget_cost: float, target: float
         X = sf.ask(1)
         sf.tell(X, base(X))
         cost += 1.0 + f.fixed_cost
-        if base.regret(sf.best()[1]) <= target:
-            out["single"] = cost
+        if record("single", base.regret(sf.best()[1]), cost):
             break
     return out
 
@@ -191,7 +197,7 @@ def main() -> None:
     parser.add_argument("--mf-seeds", type=int, default=3)
     parser.add_argument("--mf-problem", default="mf_branin")
     parser.add_argument("--mf-budget", type=float, default=40.0, help="cost budget (a target-fidelity eval costs 1.1)")
-    parser.add_argument("--mf-regret", type=float, default=0.01)
+    parser.add_argument("--mf-regret", type=float, nargs="+", default=[1.0, 0.1, 0.01], help="target regrets")
     parser.add_argument("--skip-mf", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="summarise --cache without running missing seeds")
     args = parser.parse_args()
@@ -260,23 +266,27 @@ def main() -> None:
 
     mf_summary = {}
     if not args.skip_mf:
-        print(f"\n{args.mf_problem}: cost until regret <= {args.mf_regret} at target fidelity (cost = 0.1 + s)")
-        key = f"mf:{args.mf_problem}:{args.mf_budget}:{args.mf_regret}"
+        targets = args.mf_regret
+        print(f"\n{args.mf_problem}: cost until regret <= target at target fidelity (cost = 0.1 + s per evaluation)")
+        key = f"mf:{args.mf_problem}:{args.mf_budget}:{','.join(f'{t:g}' for t in targets)}"
         runs = []
         for seed in range(args.mf_seeds):
             if (key, seed) not in mf_done and not args.report_only:
-                costs = mf_cost_to_regret(args.mf_problem, seed, args.mf_budget, args.mf_regret)
+                costs = mf_cost_to_regret(args.mf_problem, seed, args.mf_budget, targets)
                 mf_done[(key, seed)] = costs
                 with cache.open("a") as fh:  # JSON has no inf: a budget that ran out is stored as null
                     fh.write(json.dumps({"method": key, "seed": seed, "mf": _nullable(costs)}) + "\n")
             if (key, seed) in mf_done:
                 runs.append(mf_done[(key, seed)])
-        for key, label in (("mfbo", "mf"), ("single", "sf")):
-            if not runs:
-                break
-            costs = [r[key] for r in runs]
-            mf_summary[label] = statistics.median(costs)
-            print(f"  {key:7s} per seed {[round(c, 1) for c in costs]}  median {mf_summary[label]:.1f}")
+        if runs:
+            print(f"  {'target regret':>13s} {'MF-BO cost (median)':>20s} {'SF-BO cost (median)':>20s}  per seed")
+        for t in targets if runs else []:
+            mf_costs, sf_costs = ([r[f"{m}@{t:g}"] for r in runs] for m in ("mfbo", "single"))
+            mf_summary[f"{t:g}"] = {"mf": statistics.median(mf_costs), "sf": statistics.median(sf_costs)}
+            print(
+                f"  {t:13g} {mf_summary[f'{t:g}']['mf']:20.1f} {mf_summary[f'{t:g}']['sf']:20.1f}  "
+                f"{[round(c, 1) for c in mf_costs]} / {[round(c, 1) for c in sf_costs]}"
+            )
 
     def get(method: str, key: str) -> float | None:
         return round(rows[method][key], 3) if method in rows else None
@@ -296,7 +306,8 @@ def main() -> None:
         "time_ratio_vs_optuna_gp": round(t100["ours"] / t100["optuna_gp"], 3) if t100 else None,
         "time_ratio_vs_optuna_gp_n500": round(timing[500]["ours"] / timing[500]["optuna_gp"], 3) if timing else None,
         "in_run_time_ratio_vs_optuna_gp": _paired_time_ratio(results, "ours_logei", "optuna_gp"),
-        **{f"{k}_cost_to_regret": v for k, v in _nullable(mf_summary).items()},  # null: not reached
+        "mf_cost_to_regret": {t: _nullable(c)["mf"] for t, c in mf_summary.items()},  # per target; null: not reached
+        "sf_cost_to_regret": {t: _nullable(c)["sf"] for t, c in mf_summary.items()},
         "seeds_per_method": {m: row["n"] for m, row in rows.items()},
         "budget": args.budget,
     }
