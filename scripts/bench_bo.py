@@ -5,7 +5,8 @@ evaluations in total, `--seeds` seeds. Printed per method: median log10 simple r
 evaluations, how many seeds ended in the second-best basin (regret ~0.12, value -3.20), and the median time per
 model-based iteration near n = budget. A second table times one proposal with n = 100 and n = 500 random
 observations for ours and Optuna's GPSampler. A third compares multi-fidelity BO with single-fidelity BO on
-`--mf-problem` (default `mf_branin`): the cost spent until the target-fidelity regret falls below `--mf-regret`.
+`--mf-problem` (default `mf_branin`): the cost spent until the target-fidelity regret falls below each of the
+`--mf-regret` targets (1, 0.1, 0.01).
 
 Methods:
 - ours_logei / ours_nei / ours_kg: `rlsurrogate.surrogate.bo.BayesianOptimization` with that acquisition.
@@ -14,7 +15,8 @@ Methods:
 - optuna_gp / optuna_tpe: `GPSampler(seed=s)` / `TPESampler(seed=s)` with defaults (10 random start-up trials).
 - random: uniform random search.
 
-Run: `nice -n 10 python scripts/bench_bo.py` (10 seeds x 100 evaluations; ~1 h on 2 busy CPU cores, most of it KG).
+Run: `nice -n 10 python scripts/bench_bo.py` (10 seeds x 100 evaluations; KG takes most of the time: ~10-35 min per
+seed on a 2-core CPU, so `--kg-seeds 3` gives a first look).
 Results are appended to `--cache` (JSON lines) as they finish, so an interrupted run resumes.
 The last line printed is one JSON object with the key figures.
 """
