@@ -14,8 +14,10 @@ The last line is JSON.
     nice -n 10 python scripts/bench_objectives.py                      # 3 seeds x 15 steps, ~45 min on 2 cores
     nice -n 10 python scripts/bench_objectives.py --seeds 0 --steps 4  # smoke run
 
-`step_time_ratio` divides DisCO's median step time by GRPO's (pooled over seeds); `loss_time_ratio` does the same for
-the objective's `compute_loss` alone (the forward pass and the loss, without generation or backward), and
+`step_time_ratio` is the median over seeds of DisCO's median step time divided by GRPO's on the same seed (the two
+runs of a seed are back to back, so pairing cancels load that changed between seeds; `step_time_ratio_pooled`
+divides medians pooled over seeds); `loss_time_ratio` does the same for the objective's `compute_loss` alone (the
+forward pass and the loss, without generation or backward), and
 `ab_loss_backward_ratio` for compute_loss + backward timed A/B on one shared batch after training (less noisy on a
 shared machine). `--eval-prompts 0` skips the held-out evaluation.
 """
@@ -104,7 +106,11 @@ def main() -> None:
         "grpo_reward": summary["grpo"]["reward"],
         "disco_steps_to_target": summary["disco"]["steps_to_target"],
         "grpo_steps_to_target": summary["grpo"]["steps_to_target"],
-        "step_time_ratio": summary["disco"]["step_time"] / summary["grpo"]["step_time"],
+        "step_time_ratio": statistics.median(
+            statistics.median(d["step_times"]) / statistics.median(g["step_times"])
+            for d, g in zip(runs["disco"], runs["grpo"])
+        ),
+        "step_time_ratio_pooled": summary["disco"]["step_time"] / summary["grpo"]["step_time"],
         "loss_time_ratio": summary["disco"]["loss_time"] / summary["grpo"]["loss_time"],
         "ab_loss_backward_s": ab,
         "ab_loss_backward_ratio": ab["disco"] / ab["grpo"],
