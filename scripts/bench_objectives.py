@@ -118,7 +118,8 @@ def main() -> None:
         "steps": args.steps,
         "target": args.target,
     }
-    print(json.dumps(result))
+    # NaN (no held-out evaluation) is not JSON: print null instead
+    print(json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}))
 
 
 def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eval_rows: list) -> dict[str, Any]:
