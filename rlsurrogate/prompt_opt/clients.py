@@ -75,6 +75,13 @@ class Usage:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def record(self, completion: Completion, cost: float = 0.0) -> None:
+        """Counts one answered call, its tokens and its cost."""
+        self.calls += 1
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.cost += cost
+
 
 class ChatClient(Protocol):
     name: str  # the model name, recorded in logs and request keys
@@ -227,13 +234,9 @@ class OpenAIChatClient:
         raise AssertionError("unreachable")
 
     def _account(self, completion: Completion) -> None:
+        cost = (completion.prompt_tokens * self.prices[0] + completion.completion_tokens * self.prices[1]) / 1000
         with self._lock:
-            self.usage.calls += 1
-            self.usage.prompt_tokens += completion.prompt_tokens
-            self.usage.completion_tokens += completion.completion_tokens
-            self.usage.cost += (
-                completion.prompt_tokens * self.prices[0] + completion.completion_tokens * self.prices[1]
-            ) / 1000
+            self.usage.record(completion, cost)
 
 
 class LocalHFClient:
@@ -269,9 +272,7 @@ class LocalHFClient:
             for j, completion in enumerate(
                 generate_chat(self.model, self.tokenizer, batch, max_tokens, temperature, self._generator)
             ):
-                self.usage.calls += 1
-                self.usage.prompt_tokens += completion.prompt_tokens
-                self.usage.completion_tokens += completion.completion_tokens
+                self.usage.record(completion)
                 if on_result is not None:
                     on_result(start + j, completion)
                 out.append(completion)
