@@ -54,21 +54,19 @@ def _env():
     return {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
+TRAIN = [sys.executable, "-m", "rlsurrogate", "train"]
+
+
+def _run(cmd: list[str], timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs a training command to completion; returns the process and its summary (the last stdout line)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint):
     recipe = _recipe(tmp_path, tiny_checkpoint)
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlsurrogate", "train", str(recipe)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = _last_json(proc.stdout)
+    proc, summary = _run([*TRAIN, str(recipe)])
     for key in ("boxed_rate_before", "boxed_rate_after", "accuracy_before", "accuracy_after"):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["steps"] == 2 and summary["world_size"] == 1
@@ -85,28 +83,15 @@ def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint
 
 def test_two_process_launch_trains_with_world_size_two(tmp_path, tiny_checkpoint):
     recipe = _recipe(tmp_path, tiny_checkpoint, per_device_train_batch_size=2)
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "-m",
-        "rlsurrogate",
-        "train",
-        str(recipe),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = _last_json(proc.stdout)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    _, summary = _run([*launch, "-m", "rlsurrogate", "train", str(recipe)], timeout=600)
     assert summary["world_size"] == 2 and summary["steps"] == 2
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_checkpoint):
     recipe = _recipe(tmp_path, tiny_checkpoint, max_steps=6)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "rlsurrogate", "train", str(recipe)]
+    cmd = [*TRAIN, str(recipe)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True
     )
@@ -119,9 +104,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_checkpoint):
     assert not (out / "summary.json").exists(), "the run finished before it could be killed"
     saved = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
 
-    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(), timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    summary = _last_json(resumed.stdout)
+    _, summary = _run([*cmd, "--resume"])
     assert summary["resumed_from_step"] == saved
     assert summary["steps"] == 6
 
@@ -134,23 +117,5 @@ def test_adam_cm_is_selectable_from_a_recipe(tmp_path, tiny_checkpoint):
         max_steps=1,
         save_strategy="no",
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlsurrogate",
-            "train",
-            str(recipe),
-            "--set",
-            "eval.before=false",
-            "--set",
-            "eval.after=false",
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = _last_json(proc.stdout)
+    _, summary = _run([*TRAIN, str(recipe), "--set", "eval.before=false", "--set", "eval.after=false"])
     assert summary["optimizer"] == "AdamCM" and summary["steps"] == 1
