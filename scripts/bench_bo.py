@@ -215,9 +215,8 @@ def main() -> None:
         for r in done
         if "mf" in r
     }
-    for seed in range(
-        args.first_seed, args.seeds
-    ):  # seed-major, so an interrupted run has every method on the first seeds
+    # seed-major, so an interrupted run has every method on the first seeds
+    for seed in range(args.first_seed, args.seeds):
         for method in methods:
             if (method, seed) in results or (method == "ours_kg" and seed >= (args.kg_seeds or args.seeds)):
                 continue
@@ -226,8 +225,7 @@ def main() -> None:
             t0 = time.perf_counter()
             r = run_method(method, seed, args.budget)
             results[(method, seed)] = r
-            with cache.open("a") as fh:
-                fh.write(json.dumps(r) + "\n")
+            _append(cache, r)
             print(
                 f"  {method:11s} seed {seed}: log10 regret {math.log10(r['regret'][-1]):+.2f} "
                 f"({time.perf_counter() - t0:.0f} s)",
@@ -266,29 +264,7 @@ def main() -> None:
                 f"  n = {n}: ours {timing[n]['ours']:.3f}  optuna_gp {timing[n]['optuna_gp']:.3f}  ratio {ratio:.2f}"
             )
 
-    mf_summary = {}
-    if not args.skip_mf:
-        targets = args.mf_regret
-        print(f"\n{args.mf_problem}: cost until regret <= target at target fidelity (cost = 0.1 + s per evaluation)")
-        key = f"mf:{args.mf_problem}:{args.mf_budget}:{','.join(f'{t:g}' for t in targets)}"
-        runs = []
-        for seed in range(args.mf_seeds):
-            if (key, seed) not in mf_done and not args.report_only:
-                costs = mf_cost_to_regret(args.mf_problem, seed, args.mf_budget, targets)
-                mf_done[(key, seed)] = costs
-                with cache.open("a") as fh:  # JSON has no inf: a budget that ran out is stored as null
-                    fh.write(json.dumps({"method": key, "seed": seed, "mf": _nullable(costs)}) + "\n")
-            if (key, seed) in mf_done:
-                runs.append(mf_done[(key, seed)])
-        if runs:
-            print(f"  {'target regret':>13s} {'MF-BO cost (median)':>20s} {'SF-BO cost (median)':>20s}  per seed")
-        for t in targets if runs else []:
-            mf_costs, sf_costs = ([r[f"{m}@{t:g}"] for r in runs] for m in ("mfbo", "single"))
-            mf_summary[f"{t:g}"] = {"mf": statistics.median(mf_costs), "sf": statistics.median(sf_costs)}
-            print(
-                f"  {t:13g} {mf_summary[f'{t:g}']['mf']:20.1f} {mf_summary[f'{t:g}']['sf']:20.1f}  "
-                f"{[round(c, 1) for c in mf_costs]} / {[round(c, 1) for c in sf_costs]}"
-            )
+    mf_summary = {} if args.skip_mf else compare_fidelities(args, cache, mf_done)
 
     def get(method: str, key: str) -> float | None:
         return round(rows[method][key], 3) if method in rows else None
@@ -314,6 +290,37 @@ def main() -> None:
         "budget": args.budget,
     }
     print(json.dumps(summary))
+
+
+def compare_fidelities(args: argparse.Namespace, cache: Path, done: dict) -> dict[str, dict[str, float]]:
+    """Runs (or reads from `done`) the MF-vs-SF seeds and prints the cost to each target regret; returns the
+    medians per target as {target: {"mf": cost, "sf": cost}}."""
+    targets = args.mf_regret
+    print(f"\n{args.mf_problem}: cost until regret <= target at target fidelity (cost = 0.1 + s per evaluation)")
+    key = f"mf:{args.mf_problem}:{args.mf_budget}:{','.join(f'{t:g}' for t in targets)}"
+    for seed in range(args.mf_seeds):
+        if (key, seed) not in done and not args.report_only:
+            done[(key, seed)] = mf_cost_to_regret(args.mf_problem, seed, args.mf_budget, targets)
+            # JSON has no inf: a budget that ran out is stored as null
+            _append(cache, {"method": key, "seed": seed, "mf": _nullable(done[(key, seed)])})
+    runs = [done[(key, seed)] for seed in range(args.mf_seeds) if (key, seed) in done]
+    if not runs:
+        return {}
+    print(f"  {'target regret':>13s} {'MF-BO cost (median)':>20s} {'SF-BO cost (median)':>20s}  per seed")
+    medians = {}
+    for t in targets:
+        mf_costs, sf_costs = ([r[f"{m}@{t:g}"] for r in runs] for m in ("mfbo", "single"))
+        medians[f"{t:g}"] = {"mf": statistics.median(mf_costs), "sf": statistics.median(sf_costs)}
+        print(
+            f"  {t:13g} {medians[f'{t:g}']['mf']:20.1f} {medians[f'{t:g}']['sf']:20.1f}  "
+            f"{[round(c, 1) for c in mf_costs]} / {[round(c, 1) for c in sf_costs]}"
+        )
+    return medians
+
+
+def _append(cache: Path, record: dict) -> None:
+    with cache.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
 
 
 def _paired_time_ratio(results: dict, method: str, peer: str) -> float | None:
