@@ -122,7 +122,9 @@ def main() -> None:
     print(json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}))
 
 
-def _train(name: str, seed: int, args: argparse.Namespace, train_rows: list, eval_rows: list) -> dict[str, Any]:
+def _train(
+    name: str, seed: int, args: argparse.Namespace, train_rows: list, eval_rows: list
+) -> tuple[dict[str, Any], Any]:
     from datasets import Dataset
     from trl import GRPOConfig
 
