@@ -82,24 +82,9 @@ def test_reward_candidate_maps_none_to_nan_and_checks_length():
         reward_candidate(lambda completions, **kw: [1.0], name="short").score(samples)
 
 
-def test_tiny_sequence_classification_model_works_as_candidate(tmp_path):
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
-    from rlsurrogate.models import load_tokenizer
-
-    tokenizer = load_tokenizer("smollm2-135m-instruct")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForSequenceClassification(config)
+def test_tiny_sequence_classification_model_works_as_candidate(tmp_path, tiny, tiny_reward_model):
+    _, tokenizer = tiny
+    model = tiny_reward_model()
     samples = _samples()
     direct = reward_model_candidate(model, tokenizer, "tiny-rm", batch_size=5).score(samples)
     assert direct.shape == (3, 4) and torch.isfinite(direct).all()

@@ -39,25 +39,12 @@ def test_rank_prefers_variance_among_accurate_candidates():
     assert rank(stats, accuracy_floor=0.0)[-1] == "const" and rank(stats, accuracy_floor=0.0)[0] != "low_var_gold"
 
 
-def test_diagnose_cli_end_to_end(tiny, tmp_path):
-    from transformers import LlamaConfig, LlamaForSequenceClassification
-
+def test_diagnose_cli_end_to_end(tiny, tiny_reward_model, tmp_path):
     make_model, tokenizer = tiny
     policy_dir, rm_dir, out = tmp_path / "policy", tmp_path / "rm", tmp_path / "out"
     make_model().save_pretrained(policy_dir)
     tokenizer.save_pretrained(policy_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    LlamaForSequenceClassification(config).save_pretrained(rm_dir)
+    tiny_reward_model().save_pretrained(rm_dir)
     tokenizer.save_pretrained(rm_dir)
 
     args = "--task arithmetic --num-prompts 3 -k 3 --max-new-tokens 6 --gold format_length --candidate format"
