@@ -232,10 +232,10 @@ def test_at_rollout_policy(variant):  # property 7
     old = logps.clone()
     x = logps.clone().requires_grad_(True)
     assert torch.allclose(likelihood_ratio_score(x, old, mask), torch.ones(len(x), dtype=x.dtype))
-    assert kl_old_current(x, old, mask).item() == 0
+    assert kl_old_current(x, old, mask).item() == pytest.approx(0.0, abs=1e-12)
     loss, metrics = disco_loss(x, old, mask, labels, groups, _config("l_ratio", variant, delta=1e-12))
     loss.backward()
-    assert metrics["kl"] == 0
+    assert metrics["kl"] == pytest.approx(0.0, abs=1e-12)
     # the gradient is -grad J alone: the same as with the penalty switched off
     y = logps.clone().requires_grad_(True)
     loss_b, _ = disco_loss(y, old, mask, labels, groups, _config("l_ratio", variant, beta=0.0))
@@ -450,9 +450,9 @@ def test_micro_batches_sum_to_full_batch(score, variant, accumulation, per_gener
         assert torch.allclose(theta.grad, ref_grad, rtol=1e-9, atol=1e-12)
         assert theta.grad.abs().sum() > 0
     assert len(trainer.metrics["objective/kl"]) == K
-    assert trainer.metrics["objective/kl"][0] == 0
+    assert trainer.metrics["objective/kl"][0] == pytest.approx(0.0, abs=1e-9)
     if K > 1:
-        assert trainer.metrics["objective/kl"][1] != 0
+        assert abs(trainer.metrics["objective/kl"][1]) > 1e-9
 
 
 def test_eval_loss_is_the_batch_objective():
@@ -516,7 +516,9 @@ def test_trainer_step(tmp_path):
     assert all("objective/valid_group_share" in h and "objective/entropy" in h for h in logs)
     changed = [n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())]
     assert len(changed) == len(before)
-    assert logs[0]["objective/kl"] == 0 and logs[1]["objective/kl"] != 0, logs
+    # The first step's rollout and training forwards see the same weights; their batch layouts differ, so the
+    # token log-probs (and this KL) may differ in the last bits between machines.
+    assert abs(logs[0]["objective/kl"]) < 1e-6 and abs(logs[1]["objective/kl"]) > 1e-6, [h["objective/kl"] for h in logs]
 
 
 # ---------------------------------------------------------------------------------------------------------------
