@@ -6,14 +6,21 @@
 
 The run directory holds `queries.jsonl` (every black-box call and evaluation, appended as it returns), `result.json`
 (history, best instruction, spend) and `best_score.png` (best validation score vs queries). `--resume` continues a
-run from its log: no logged call is sent again. The white-box model (candidate generation and features) is the
-embedded SmolLM2 by default; `--white-box tiny` uses a random tiny model (smoke tests only).
+run from its log: no logged call is sent again; a line of the log that cannot be read is skipped and reported
+(`skipped_log_lines` in `result.json`), never cut. `result.json` and the plot are replaced atomically (a temporary
+file in the same directory, fsync, rename), so a crash leaves the old file or the new one, never half of one.
+The white-box model (candidate generation and features) is the embedded SmolLM2 by default; `--white-box tiny` uses
+a random tiny model (smoke tests only).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
         "best_instruction": result.best.instruction if result.best else None,
         "validation_score": result.best.score if result.best else None,
         "queries": result.queries, "tokens": result.tokens, "new_calls": evaluator.new_calls,
-        "replayed_calls": log.replayed_calls, "best_curve": result.best_curve(),
+        "replayed_calls": log.replayed_calls, "skipped_log_lines": [n for n, _ in log.skipped],
+        "best_curve": result.best_curve(),
         "history": [{"query": e.query, "instruction": e.instruction, "score": e.score} for e in result.history],
     }  # fmt: skip
-    (out / "result.json").write_text(json.dumps(summary, indent=2))
+    _write_atomic(out / "result.json", json.dumps(summary, indent=2).encode() + b"\n")
     plot_best_curves({args.method: [result.best_curve()]}, out / "best_score.png", title=f"{task.name}: {args.target}")
     _print_table(summary, out)
     return 0
@@ -126,11 +134,35 @@ def plot_best_curves(curves: dict[str, list[list[float]]], path: str | Path, tit
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
+    _write_atomic(Path(path), png.getvalue())
 
 
 # ---- private helpers ---------------------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replaces `path` with `data` all at once: a temporary file in the same directory, fsync, `os.replace`."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp would leave 0600
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable too; some systems cannot fsync a directory
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def _load_white_box(name: str) -> tuple[Any, Any]:

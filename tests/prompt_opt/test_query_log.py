@@ -1,4 +1,4 @@
-"""The durable query log: replay, torn writes, budget, and a run killed mid-way then resumed without repeats."""
+"""The durable query log: replay, bad and torn lines, budget, and a run killed mid-way then resumed without repeats."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import time
 import pytest
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.prompt_opt.clients import Completion, Usage
+from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
 from rlsurrogate.prompt_opt.query_log import Budget, QueryLog, request_key
 from rlsurrogate.prompt_opt.serve import ChatServer, Faults, hf_generate_fn
+from rlsurrogate.prompt_opt.tasks import Example, Task
 
 
 def _call(key, tokens=3):
@@ -45,17 +48,137 @@ def test_existing_log_needs_resume(tmp_path):
         QueryLog(path)
 
 
-def test_torn_last_line_is_dropped_and_cut(tmp_path):
+class CountingBlackBox:
+    """Answers "yes" to every request and counts the calls it is paid for."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.usage = Usage()
+
+    def complete(self, requests, *, max_tokens=16, temperature=0.0, on_result=None):
+        out = []
+        for i, _ in enumerate(requests):
+            c = Completion("yes", 10, 1)
+            self.usage.calls += 1
+            if on_result is not None:
+                on_result(i, c)
+            out.append(c)
+        return out
+
+
+INSTRUCTIONS = [f"Instruction {i}." for i in range(4)]
+
+
+def _paid_run(path):
+    """A run that evaluates 4 instructions on 3 validation examples each: 12 paid calls, 4 evaluations."""
+    task = Task("yesno", [Example(f"x{i}", "yes") for i in range(5)], metric="exact_match", n_demo=2, n_val=3)
+    black_box = CountingBlackBox()
+    with QueryLog(path, resume=path.exists()) as log:
+        log.write_meta({"task": "yesno"})
+        evaluator = InstructionEvaluator(task, black_box, Budget(max_queries=10), log)
+        scores = [evaluator.evaluate(instruction).score for instruction in INSTRUCTIONS]
+    return black_box.usage.calls, scores, log
+
+
+BAD_LINES = {
+    "garbage": b"garbage{{ not json",
+    "torn": b'{"type": "call", "key": "0123abc", "te',
+    "nul_bytes": b"\x00" * 512,
+    "not_utf8": b'{"type": "call", "text": "\xff\xfe"}',
+    "not_a_record": b"[1, 2, 3]",
+    "missing_field": b'{"type": "call", "key": "k", "text": "x"}',
+    "bad_token_count": b'{"type": "call", "key": "k", "text": "x", "prompt_tokens": "abc", "completion_tokens": 1}',
+    "unknown_type": b'{"type": "refund", "amount": 3}',
+    "deep_nesting": b"[" * 100_000,
+}
+
+
+@pytest.mark.parametrize("bad", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_bad_middle_line_is_skipped_reported_and_nothing_is_rebought(tmp_path, bad):
+    path = tmp_path / "q.jsonl"
+    paid, scores, _ = _paid_run(path)
+    assert paid == 12
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join(lines[:4] + [bad] + lines[4:]))  # line 5 is bad; 12 records follow it
+    damaged = path.read_bytes()
+    with pytest.warns(UserWarning, match=r"1 unusable line\(s\) skipped .*\(line 5: "):
+        rebought, resumed_scores, log = _paid_run(path)
+    assert rebought == 0 and resumed_scores == scores  # every call after the bad line was replayed, none re-sent
+    assert [n for n, _ in log.skipped] == [5] and log.replayed_calls == 12
+    assert path.read_bytes() == damaged  # nothing truncated, rewritten or appended
+
+
+def test_torn_last_line_is_dropped_and_the_file_continues_on_a_fresh_line(tmp_path):
     path = tmp_path / "q.jsonl"
     with QueryLog(path) as log:
         log.append_call(_call("a"))
-    with open(path, "a") as f:
-        f.write('{"type": "call", "key": "b", "te')  # the process died mid-write
-    with QueryLog(path, resume=True) as log:
-        assert set(log.calls) == {"a"}
+    with open(path, "ab") as f:
+        f.write(b'{"type": "call", "key": "b", "te')  # the process died mid-write
+    before = path.read_bytes()
+    with pytest.warns(UserWarning, match="line 2: torn last line"):
+        log = QueryLog(path, resume=True)
+    with log:
+        assert set(log.calls) == {"a"} and log.skipped[0][0] == 2
         log.append_call(_call("c"))
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["key"] for r in lines] == ["a", "c"]
+    after = path.read_bytes()
+    assert after.startswith(before)  # earlier bytes untouched, the torn bytes included
+    assert after[len(before) :].startswith(b"\n") and after.endswith(b"\n")
+    with pytest.warns(UserWarning, match="line 2: not JSON"):  # now a middle line: skipped, "c" kept
+        log = QueryLog(path, resume=True)
+    with log:
+        assert set(log.calls) == {"a", "c"}
+
+
+def test_unterminated_last_record_is_kept(tmp_path):
+    path = tmp_path / "q.jsonl"
+    with QueryLog(path) as log:
+        log.append_call(_call("a"))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # died between the record and its newline
+    with QueryLog(path, resume=True) as log:
+        assert set(log.calls) == {"a"} and not log.skipped
+        log.append_call(_call("b"))
+    assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_nul_block_before_a_record_keeps_the_record(tmp_path):
+    path = tmp_path / "q.jsonl"
+    with QueryLog(path) as log:
+        log.append_call(_call("a"))
+    record = json.dumps({"type": "call", **_call("b")}).encode()
+    with open(path, "ab") as f:
+        f.write(b"\x00" * 4096 + record + b"\n")  # a crash lost a write; the filesystem left zeros
+    with pytest.warns(UserWarning, match="line 2: NUL bytes before a good record"):
+        log = QueryLog(path, resume=True)
+    with log:
+        assert set(log.calls) == {"a", "b"} and not log.skipped
+
+
+def test_a_second_run_on_the_same_log_is_refused(tmp_path):
+    path = tmp_path / "q.jsonl"
+    with QueryLog(path) as log:
+        log.append_call(_call("a"))
+        with pytest.raises(ConfigError, match="in use by another run"):
+            QueryLog(path, resume=True)
+    with QueryLog(path, resume=True) as log:  # the lock went with the first run
+        assert set(log.calls) == {"a"}
+
+
+def test_a_directory_is_not_a_log(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        QueryLog(tmp_path, resume=True)
+
+
+def test_result_files_are_replaced_atomically(tmp_path, monkeypatch):
+    from rlsurrogate.prompt_opt import cli
+
+    path = tmp_path / "result.json"
+    cli._write_atomic(path, b'{"old": 1}')
+    monkeypatch.setattr(cli.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        cli._write_atomic(path, b'{"new": 2, "history": [')
+    assert path.read_bytes() == b'{"old": 1}'  # the old file whole, not half of the new one
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind
 
 
 def test_budget():
