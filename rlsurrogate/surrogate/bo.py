@@ -45,7 +45,7 @@ from torch.distributions import Normal
 from torch.quasirandom import SobolEngine
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer
+from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int, check_number
 
 __all__ = ["BayesianOptimization", "expected_improvement", "upper_confidence_bound", "ACQUISITIONS", "fit_gp"]
 
@@ -196,12 +196,14 @@ class BayesianOptimization(SurrogateOptimizer):
             problems.append(f"acquisition = {acquisition!r}: must be one of {ACQUISITIONS}.")
         if gp_prior not in GP_PRIORS:
             problems.append(f"gp_prior = {gp_prior!r}: must be one of {GP_PRIORS}.")
-        if num_restarts < 1 or raw_samples < num_restarts:
-            problems.append(f"num_restarts = {num_restarts}, raw_samples = {raw_samples}: need 1 <= restarts <= raw.")
-        if beta < 0 or local_scale <= 0 or min_noise <= 0:
-            problems.append(
-                f"beta = {beta}, local_scale = {local_scale}, min_noise = {min_noise}: need >= 0, > 0, > 0."
-            )
+        if n_init is not None:
+            problems += check_int("n_init", n_init, 1, " (or None for max(5, 2 d))")
+        restarts = check_int("num_restarts", num_restarts, 1)
+        problems += restarts or check_int("raw_samples", raw_samples, num_restarts, " (= num_restarts)")
+        problems += check_int("local_samples", local_samples, 0, " (0 disables local starts)")
+        problems += check_int("num_fantasies", num_fantasies, 1)
+        problems += check_number("beta", beta, 0.0) + check_number("local_scale", local_scale, 0.0, strict=True)
+        problems += check_number("min_noise", min_noise, 0.0, strict=True)
         if problems:
             raise ConfigError(problems, header="invalid BayesianOptimization arguments")
         self.acquisition = acquisition
@@ -324,6 +326,17 @@ class BayesianOptimization(SurrogateOptimizer):
     # -- state -----------------------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
         return {"n_sobol": self.n_sobol, "hyper": self._hyper}
+
+    def _check_extra_state(self, extra: Any) -> None:
+        super()._check_extra_state(extra)
+        problems = check_int("state extra.n_sobol", extra.get("n_sobol"), 0)
+        hyper = extra.get("hyper")
+        if hyper is not None and not (
+            isinstance(hyper, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in hyper.items())
+        ):
+            problems.append(f"state extra.hyper is a {type(hyper).__name__}: must be None or a dict of GP tensors.")
+        if problems:
+            raise ConfigError(problems[0])
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.n_sobol, self._hyper = extra["n_sobol"], extra["hyper"]

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer
+from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int, check_number
 from rlsurrogate.surrogate.bo import fit_hyperparameters
 
 __all__ = ["MultiFidelityBO", "fidelity_cost"]
@@ -86,18 +86,23 @@ class MultiFidelityBO(SurrogateOptimizer):
     ):
         super().__init__(space, maximize=maximize, seed=seed)
         d = self.space.dim
-        self.fidelity_dim = d - 1 if fidelity_dim is None else int(fidelity_dim)
-        problems = []
-        if not 0 <= self.fidelity_dim < d:
+        fid = d - 1 if fidelity_dim is None else fidelity_dim
+        problems = check_int("fidelity_dim", fid, 0, f" and < {d}, the index of one dimension")
+        if not problems and fid >= d:
             problems.append(f"fidelity_dim = {fidelity_dim}: must index one of the {d} dimensions.")
-        elif self.space.dims[self.fidelity_dim].kind != "continuous":
+        elif not problems and self.space.dims[fid].kind != "continuous":
             problems.append(f"fidelity_dim = {fidelity_dim}: the fidelity dimension must be continuous.")
         if acquisition not in MF_ACQUISITIONS:
             problems.append(f"acquisition = {acquisition!r}: must be one of {MF_ACQUISITIONS}.")
-        if fixed_cost <= 0:
-            problems.append(f"fixed_cost = {fixed_cost}: must be > 0 so that a zero-fidelity evaluation has a cost.")
+        problems += check_number("fixed_cost", fixed_cost, 0.0, strict=True, rule=" (zero fidelity must cost)")
+        if n_init is not None:
+            problems += check_int("n_init", n_init, 1, " (or None for max(5, 2 d))")
+        problems += check_int("num_fantasies", num_fantasies, 1)
+        restarts = check_int("num_restarts", num_restarts, 1)
+        problems += restarts or check_int("raw_samples", raw_samples, num_restarts, " (= num_restarts)")
         if problems:
             raise ConfigError(problems, header="invalid MultiFidelityBO arguments")
+        self.fidelity_dim = int(fid)
         self.fixed_cost, self.acquisition = float(fixed_cost), acquisition
         self.n_init = max(5, 2 * d) if n_init is None else int(n_init)
         self.num_fantasies, self.num_restarts, self.raw_samples = num_fantasies, num_restarts, raw_samples
@@ -109,9 +114,7 @@ class MultiFidelityBO(SurrogateOptimizer):
     def target_fidelity(self) -> float:
         return float(self.space.bounds[1, self.fidelity_dim])
 
-    def tell(self, X: Tensor, Y: Tensor | list[float] | float) -> None:
-        X = torch.as_tensor(X, dtype=torch.float64).reshape(-1, self.space.dim)
-        super().tell(X, Y)
+    def _told(self, X: Tensor, Y: Tensor) -> None:
         self.cost_spent += float(fidelity_cost(X[:, self.fidelity_dim], self.fixed_cost).sum())
 
     def best(self) -> tuple[Tensor, float]:
@@ -231,6 +234,13 @@ class MultiFidelityBO(SurrogateOptimizer):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"cost_spent": self.cost_spent, "n_sobol": self.n_sobol}
+
+    def _check_extra_state(self, extra: Any) -> None:
+        super()._check_extra_state(extra)
+        problems = check_number("state extra.cost_spent", extra.get("cost_spent"), 0.0)
+        problems += check_int("state extra.n_sobol", extra.get("n_sobol"), 0)
+        if problems:
+            raise ConfigError(problems[0])
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.cost_spent, self.n_sobol = extra["cost_spent"], extra["n_sobol"]

@@ -30,6 +30,7 @@ Checked: the unit-test properties of METHODS.md §4.3; no end-to-end INSTINCT re
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -39,7 +40,8 @@ from torch.func import functional_call, grad, vmap
 from torch.quasirandom import SobolEngine
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer
+from rlsurrogate.registry import did_you_mean
+from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int, check_number
 
 __all__ = ["NeuralUCB", "NeuralTS", "NeuralBanditOptimizer", "ucb_bonus_diag", "ucb_bonus_full"]
 
@@ -107,13 +109,21 @@ class NeuralUCB:
         seed: int = 0,
     ):
         problems = []
-        if nu < 0 or lam <= 0:
-            problems.append(f"nu = {nu}, lam = {lam}: need nu >= 0 and lam > 0 (INSTINCT: nu 1, lambda 0.1).")
+        if check_number("nu", nu, 0.0) or check_number("lam", lam, 0.0, strict=True):
+            problems.append(f"nu = {nu}, lam = {lam}: need finite nu >= 0 and lam > 0 (INSTINCT: nu 1, lambda 0.1).")
         if exploration not in ("diag", "full"):
             problems.append(f"exploration = {exploration!r}: must be 'diag' or 'full'.")
-        if width < 1 or train_steps < 0 or dim < 1:
-            problems.append(f"dim = {dim}, width = {width}, train_steps = {train_steps}: need >= 1, >= 1, >= 0.")
-        n_params = width * dim + 2 * width + 1
+        sizes = check_int("dim", dim, 1) + check_int("width", width, 1) + check_int("train_steps", train_steps, 0)
+        if sizes:
+            problems.append(
+                f"dim = {dim!r}, width = {width!r}, train_steps = {train_steps!r}: need ints >= 1, >= 1, >= 0."
+            )
+        problems += check_number("lr", lr, 0.0, strict=True, rule=" (INSTINCT: 1e-3)")
+        if n_eval is not None:
+            problems += check_int("n_eval", n_eval, 1, " (or None to score every candidate)")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            problems.append(f"seed = {seed!r}: must be an int.")
+        n_params = 0 if sizes else width * dim + 2 * width + 1
         if exploration == "full" and n_params > _MAX_FULL_PARAMS:
             problems.append(f"exploration = 'full' with {n_params} parameters: use 'diag' above {_MAX_FULL_PARAMS}.")
         if problems:
@@ -193,7 +203,10 @@ class NeuralUCB:
             feature: `(dim,)` feature vector of the evaluated candidate.
             value: Its observed value.
         """
-        x = torch.as_tensor(feature, dtype=torch.float64).reshape(1, self.dim)
+        x = torch.as_tensor(feature, dtype=torch.float64)
+        if x.numel() != self.dim or not torch.isfinite(x).all():
+            raise ConfigError(f"update: feature of shape {tuple(x.shape)} must hold {self.dim} finite values.")
+        x = x.reshape(1, self.dim)
         if not math.isfinite(float(value)):
             raise ConfigError(f"update: value = {value} is not finite; drop failed evaluations.")
         self._grow(self._gradients(self._standardise(x))[0])
@@ -255,12 +268,43 @@ class NeuralUCB:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores a `state_dict()` after checking it against this bandit's sizes (one-line `ConfigError`)."""
+        problem = self._state_problem(state)
+        if problem:
+            raise ConfigError(f"bandit state {problem}")
         self.seed = state["seed"]
         self.init_params = {k: v.clone() for k, v in state["init_params"].items()}
         self.net.load_state_dict(state["net"])
         self.U, self.U_inv = state["U"].clone(), None if state["U_inv"] is None else state["U_inv"].clone()
         self.features, self.values = [f.clone() for f in state["features"]], list(state["values"])
         self.n_select = state["n_select"]
+
+    def _state_problem(self, state: Any) -> str:
+        """The first way `state` does not fit this bandit, or "" if it fits."""
+        keys = ("seed", "init_params", "net", "U", "U_inv", "features", "values", "n_select")
+        if not isinstance(state, dict) or any(k not in state for k in keys):
+            return f"must be a dict with keys {list(keys)}."
+        shapes = {k: tuple(v.shape) for k, v in self.init_params.items()}
+        for key in ("init_params", "net"):
+            got = state[key]
+            if not isinstance(got, dict) or {k: getattr(v, "shape", None) for k, v in got.items()} != shapes:
+                return f"{key} does not match this network (dim {self.dim}, width {self.width}); build it alike."
+        if not isinstance(state["U"], Tensor) or tuple(state["U"].shape) != (self.n_params,):
+            return f"U must be a tensor of shape ({self.n_params},)."
+        full = (self.n_params, self.n_params) if self.exploration == "full" else None
+        U_inv = state["U_inv"]
+        if not (U_inv is None if full is None else isinstance(U_inv, Tensor) and tuple(U_inv.shape) == full):
+            return f"U_inv does not match exploration = {self.exploration!r}."
+        features, values = state["features"], state["values"]
+        if not (isinstance(features, list) and isinstance(values, list) and len(features) == len(values)):
+            return "features and values must be lists of the same length."
+        if any(not isinstance(f, Tensor) or tuple(f.shape) != (self.dim,) for f in features):
+            return f"features must be tensors of shape ({self.dim},)."
+        if any(not isinstance(v, float) or not math.isfinite(v) for v in values):
+            return "values must be finite floats."
+        if check_int("n_select", state["n_select"], 0) or not isinstance(state["seed"], int):
+            return "n_select and seed must be ints (n_select >= 0)."
+        return ""
 
 
 class NeuralTS(NeuralUCB):
@@ -295,6 +339,16 @@ class NeuralBanditOptimizer(SurrogateOptimizer):
         **bandit_kwargs: Any,
     ):
         super().__init__(space, maximize=maximize, seed=seed)
+        problems = check_int("n_domain", n_domain, 1, " (INSTINCT: 10000)")
+        problems += check_int("n_init", n_init, 1, " (INSTINCT: 40)")
+        if not problems and n_init > n_domain:
+            problems.append(f"n_init = {n_init}: must be <= n_domain = {n_domain} (the pool it is drawn from).")
+        allowed = [p for p in inspect.signature(self.bandit_cls).parameters if p not in ("dim", "maximize", "seed")]
+        for key in sorted(set(bandit_kwargs) - set(allowed)):
+            hint = did_you_mean(key, allowed)
+            problems.append(f"{key} = {bandit_kwargs[key]!r}: unknown argument.{hint} Valid: {', '.join(allowed)}.")
+        if problems:
+            raise ConfigError(problems, header=f"invalid {type(self).__name__} arguments")
         self.n_domain, self.n_init = n_domain, n_init
         self.pool = SobolEngine(self.space.dim, scramble=True, seed=seed).draw(n_domain, dtype=torch.float64)
         self.bandit = self.bandit_cls(self.space.dim, maximize=maximize, seed=seed, **bandit_kwargs)
@@ -312,19 +366,44 @@ class NeuralBanditOptimizer(SurrogateOptimizer):
         self.chosen.extend(picks)
         return self.pool[picks]  # n x d
 
-    def tell(self, X: Tensor, Y: Tensor | list[float] | float) -> None:
-        super().tell(X, Y)
-        n = torch.as_tensor(Y).numel()
-        for u, y in zip(self.space.to_unit(self.X[-n:]), self.Y[-n:].tolist()):
+    def _check_ask(self, n: int) -> None:
+        free = self.n_domain - len(self.chosen)
+        if n > free:
+            raise ConfigError(
+                f"ask(n={n}): only {free} of the n_domain = {self.n_domain} pool points are left to propose; ask "
+                "for fewer, or build the optimizer with a larger n_domain."
+            )
+
+    def _told(self, X: Tensor, Y: Tensor) -> None:
+        for u, y in zip(self.space.to_unit(X), Y.tolist()):
             self.bandit.update(u, y)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"chosen": list(self.chosen), "bandit": self.bandit.state_dict()}
+        return {"n_domain": self.n_domain, "chosen": list(self.chosen), "bandit": self.bandit.state_dict()}
+
+    def _check_extra_state(self, extra: Any) -> None:
+        super()._check_extra_state(extra)
+        n_domain, chosen = extra.get("n_domain", self.n_domain), extra.get("chosen")
+        if n_domain != self.n_domain:
+            raise ConfigError(
+                f"state pool has n_domain = {n_domain!r} points but this optimizer's has {self.n_domain}; "
+                f"build it with n_domain={n_domain!r} to resume."
+            )
+        if (
+            not isinstance(chosen, list)
+            or any(type(i) is not int or not 0 <= i < self.n_domain for i in chosen)
+            or len(set(chosen)) != len(chosen)
+        ):
+            raise ConfigError(f"state extra.chosen must be a list of distinct pool indices in [0, {self.n_domain}).")
+        problem = self.bandit._state_problem(extra.get("bandit"))
+        if problem:
+            raise ConfigError(f"state extra.bandit {problem}")
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.pool = SobolEngine(self.space.dim, scramble=True, seed=self.seed).draw(self.n_domain, dtype=torch.float64)
         self.chosen = list(extra["chosen"])
         self.bandit.load_state_dict(extra["bandit"])
+        self.bandit.maximize = self.maximize  # the direction comes back from the file, as the seed does
 
 
 @OPTIMIZERS.register("neural_ucb")

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int
 
 __all__ = ["RandomSearch"]
 
@@ -37,6 +38,8 @@ class RandomSearch(SurrogateOptimizer):
         sobol: bool = False,
     ):
         super().__init__(space, maximize=maximize, seed=seed)
+        if not isinstance(sobol, bool):
+            raise ConfigError(f"sobol = {sobol!r}: must be True or False.")
         self.sobol = sobol
         self.n_drawn = 0
 
@@ -52,6 +55,12 @@ class RandomSearch(SurrogateOptimizer):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"n_drawn": self.n_drawn}
+
+    def _check_extra_state(self, extra: Any) -> None:
+        super()._check_extra_state(extra)
+        problems = check_int("state extra.n_drawn", extra.get("n_drawn"), 0)
+        if problems:
+            raise ConfigError(problems[0])
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.n_drawn = extra["n_drawn"]

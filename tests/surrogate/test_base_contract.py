@@ -1,10 +1,16 @@
 """Contract suite every registered surrogate optimizer passes (STYLE.md §11, in the spirit of Optuna's sampler tests).
 
 Shapes and bounds, determinism under a seed, improvement on a 2-D quadratic, the `maximize` flag, and that a saved
-and reloaded optimizer continues exactly like the uninterrupted one.
+and reloaded optimizer continues exactly like the uninterrupted one. Then the input checks: bad `tell` / `ask` input
+and bad constructor arguments raise a one-line `ConfigError` and change nothing, and `load` refuses files that would
+run code, damaged files and states of another kind or dimension, while states saved before the format was versioned
+still load.
 """
 
 from __future__ import annotations
+
+import os
+import pickle
 
 import pytest
 import torch
@@ -17,22 +23,23 @@ from rlsurrogate.surrogate.neural_bandit import NeuralBanditOptimizer  # noqa: F
 from rlsurrogate.surrogate.random_search import RandomSearch  # noqa: F401  (registers "random")
 
 BOUNDS_2D = [[-1.0, -1.0], [1.0, 1.0]]
+BOUNDS_MF = [[-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]]  # the last dimension is the fidelity
 CENTRE = torch.tensor([0.3, -0.2], dtype=torch.float64)
 
-# Small settings so each optimizer takes a fraction of a second per step.
+# Small settings so each optimizer takes a fraction of a second per step; `bounds` lets a test change the space.
 FACTORIES = {
-    "random": lambda **kw: OPTIMIZERS.get("random")(BOUNDS_2D, **kw),
-    "bo": lambda **kw: OPTIMIZERS.get("bo")(
-        BOUNDS_2D, n_init=4, num_restarts=2, raw_samples=64, local_samples=16, **kw
+    "random": lambda bounds=BOUNDS_2D, **kw: OPTIMIZERS.get("random")(bounds, **kw),
+    "bo": lambda bounds=BOUNDS_2D, **kw: OPTIMIZERS.get("bo")(
+        bounds, n_init=4, num_restarts=2, raw_samples=64, local_samples=16, **kw
     ),
-    "mfbo": lambda **kw: OPTIMIZERS.get("mfbo")(
-        [[-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]], n_init=5, num_fantasies=2, num_restarts=1, raw_samples=16, **kw
+    "mfbo": lambda bounds=BOUNDS_MF, **kw: OPTIMIZERS.get("mfbo")(
+        bounds, n_init=5, num_fantasies=2, num_restarts=1, raw_samples=16, **kw
     ),
-    "neural_ucb": lambda **kw: OPTIMIZERS.get("neural_ucb")(
-        BOUNDS_2D, n_domain=512, n_init=4, train_steps=300, n_eval=256, **kw
+    "neural_ucb": lambda bounds=BOUNDS_2D, **kw: OPTIMIZERS.get("neural_ucb")(
+        bounds, n_domain=512, n_init=4, train_steps=300, n_eval=256, **kw
     ),
-    "neural_ts": lambda **kw: OPTIMIZERS.get("neural_ts")(
-        BOUNDS_2D, n_domain=512, n_init=4, train_steps=300, n_eval=256, **kw
+    "neural_ts": lambda bounds=BOUNDS_2D, **kw: OPTIMIZERS.get("neural_ts")(
+        bounds, n_domain=512, n_init=4, train_steps=300, n_eval=256, **kw
     ),
 }
 # Multi-fidelity KG takes seconds per step on a CPU, so its long improvement run is in the slow suite.
@@ -148,3 +155,317 @@ def test_search_space_validation_lists_every_problem():
 def test_unknown_optimizer_suggests_a_name():
     with pytest.raises(ConfigError, match='Did you mean "random"'):
         OPTIMIZERS.get("randon")
+
+
+# -- input checks: one-line ConfigError, nothing recorded -------------------------------------------------------------
+def same_state(a, b) -> bool:
+    """Deep equality of two `state_dict()`s (tensors compared exactly)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(same_state, a, b))
+    return a == b
+
+
+def refused(opt, action, match: str) -> str:
+    """Runs `action`, expects a one-line ConfigError matching `match` and an unchanged optimizer; returns the line."""
+    before = opt.state_dict()
+    with pytest.raises(ConfigError, match=match) as err:
+        action()
+    assert "\n" not in str(err.value)
+    assert same_state(opt.state_dict(), before)
+    return str(err.value)
+
+
+def mid(opt) -> torch.Tensor:
+    """`d`: the centre of the optimizer's box, a valid point."""
+    return opt.space.bounds.mean(0)
+
+
+def with_first(x: torch.Tensor, value: float) -> torch.Tensor:
+    x = x.clone()
+    x[0] = value
+    return x
+
+
+# Each case builds (X, Y) for an optimizer and names a word its error message must contain.
+BAD_TELLS = {
+    "rows that would fold into more points": (lambda o: (torch.zeros(2, 2 * o.space.dim), torch.zeros(4)), "shape"),
+    "a 3-D X": (lambda o: (mid(o).expand(2, 1, -1), torch.zeros(2)), "shape"),
+    "a vector of the wrong length": (lambda o: (torch.zeros(o.space.dim + 1), 0.0), "shape"),
+    "an empty list": (lambda o: ([], []), "shape"),
+    "NaN in X": (lambda o: (with_first(mid(o), float("nan")), [0.0]), "not finite"),
+    "inf in X": (lambda o: (with_first(mid(o), float("inf")), [0.0]), "not finite"),
+    "X outside the bounds": (lambda o: (o.space.bounds[1:] + 1.0, [0.0]), "outside"),
+    "strings in X": (lambda o: ([["a"] * o.space.dim], [0.0]), "real numbers"),
+    "None as X": (lambda o: (None, [0.0]), "real numbers"),
+    "a bool X": (lambda o: (torch.ones(1, o.space.dim, dtype=torch.bool), [0.0]), "dtype"),
+    "a complex X": (lambda o: (mid(o).to(torch.complex128), [0.0]), "dtype"),
+    "fewer values than rows": (lambda o: (mid(o).expand(3, -1), torch.zeros(2)), "one value per row"),
+    "NaN in Y": (lambda o: (mid(o), [float("nan")]), "NaN"),
+    "inf in Y": (lambda o: (mid(o), [float("-inf")]), "NaN or inf"),
+    "Y of shape n x 2": (lambda o: (mid(o).expand(2, -1), torch.zeros(2, 2)), "shape"),
+    "strings in Y": (lambda o: (mid(o), ["a"]), "real numbers"),
+    "a bool Y": (lambda o: (mid(o), torch.tensor([True])), "dtype"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TELLS))
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_tell_refuses_bad_input_and_records_nothing(name, case):
+    opt = FACTORIES[name](seed=0)
+    make, match = BAD_TELLS[case]
+    X, Y = make(opt)
+    refused(opt, lambda: opt.tell(X, Y), match)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_tell_accepts_a_point_as_a_vector_n_by_1_values_and_no_rows(name):
+    opt = FACTORIES[name](seed=0)
+    x = mid(opt)
+    opt.tell(torch.empty(0, opt.space.dim), torch.empty(0))  # every evaluation of a batch failed and was dropped
+    assert opt.X.shape == (0, opt.space.dim)
+    opt.tell(x, 1.0)  # one point as a `d` vector and a scalar
+    opt.tell(x.unsqueeze(0).float(), torch.ones(1, 1, dtype=torch.float32))  # float32 and `n x 1` values
+    opt.tell(x.unsqueeze(0).numpy().tolist(), [2])  # nested lists, an int value
+    torch.testing.assert_close(opt.X, x.expand(3, -1))
+    assert opt.Y.tolist() == [1.0, 1.0, 2.0]
+
+
+def test_tell_checks_whole_numbers_on_integer_and_categorical_dims():
+    space = SearchSpace([Dim("x"), Dim("k", 0, 5, kind="integer"), Dim("c", kind="categorical", choices=3)])
+    opt = OPTIMIZERS.get("random")(space, seed=0)
+    refused(opt, lambda: opt.tell([0.5, 2.5, 1.0], 0.0), "integer dim k takes whole numbers")
+    refused(opt, lambda: opt.tell([0.5, 2.0, 3.0], 0.0), "outside c's bounds")
+    opt.tell([0.5, 2.0, 2.0], 0.0)
+    one_d = OPTIMIZERS.get("random")([[0.0], [1.0]], seed=0)
+    one_d.tell(torch.tensor([0.1, 0.2, 0.3]), torch.zeros(3))  # in a 1-D space a vector holds one value per point
+    assert one_d.X.shape == (3, 1)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, "3", True, None])
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_ask_refuses_bad_n(name, n):
+    opt = FACTORIES[name](seed=0)
+    refused(opt, lambda: opt.ask(n), "n must be an int >= 1")
+
+
+# Arguments each optimizer must refuse, with the name its error must give; BASE_BAD_ARGS apply to every optimizer.
+BASE_BAD_ARGS = [{"seed": "0"}, {"seed": 1.5}, {"seed": 2**40}, {"maximize": "false"}, {"maximize": None}]
+NEURAL_BAD_ARGS = [
+    {"n_init": -1},
+    {"n_init": 0},
+    {"n_domain": 0},
+    {"n_domain": 10, "n_init": 20},
+    {"lr": -1.0},
+    {"n_eval": 0},
+    {"lam": float("nan")},
+    {"widht": 8},
+]
+BAD_ARGS = {
+    "random": [{"sobol": "yes"}],
+    "bo": [
+        {"n_init": -1},
+        {"n_init": 0},
+        {"n_init": 2.5},
+        {"num_restarts": 0},
+        {"num_restarts": 8, "raw_samples": 4},
+        {"local_samples": -1},
+        {"num_fantasies": 0},
+        {"beta": float("nan")},
+        {"local_scale": float("inf")},
+        {"min_noise": 0.0},
+    ],
+    "mfbo": [
+        {"n_init": -1},
+        {"fidelity_dim": 3},
+        {"fidelity_dim": 1.5},
+        {"fidelity_dim": "last"},
+        {"fixed_cost": float("nan")},
+        {"num_restarts": 0},
+        {"num_fantasies": 0},
+    ],
+    "neural_ucb": NEURAL_BAD_ARGS,
+    "neural_ts": NEURAL_BAD_ARGS,
+}
+BAD_ARG_CASES = [(name, args) for name in sorted(BAD_ARGS) for args in BASE_BAD_ARGS + BAD_ARGS[name]]
+
+
+def test_every_registered_optimizer_has_bad_argument_cases():
+    assert set(OPTIMIZERS.names()) == set(BAD_ARGS)
+
+
+@pytest.mark.parametrize(("name", "args"), BAD_ARG_CASES, ids=[f"{n}-{a}" for n, a in BAD_ARG_CASES])
+def test_constructor_refuses_bad_arguments(name, args):
+    bounds = BOUNDS_MF if name == "mfbo" else BOUNDS_2D
+    with pytest.raises(ConfigError, match=max(args, key=len)):
+        OPTIMIZERS.get(name)(bounds, **args)
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        [[0.0, 0.0], [float("inf"), 1.0]],
+        [[float("nan"), 0.0], [1.0, 1.0]],
+        [[1.0, 0.0], [0.0, 1.0]],
+        [["a", 0.0], [1.0, 1.0]],
+        [[0.0, 0.0], [1.0]],
+        [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]],
+        [[], []],
+        None,
+        torch.ones(2, 2, dtype=torch.bool),
+    ],
+)
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_constructor_refuses_bad_bounds(name, bounds):
+    with pytest.raises(ConfigError):
+        OPTIMIZERS.get(name)(bounds)
+
+
+def test_search_space_refuses_fractional_integer_bounds_and_choices():
+    with pytest.raises(ConfigError) as err:
+        SearchSpace([Dim("k", 0.5, 3.5, kind="integer"), Dim("c", kind="categorical", choices=2.5), "x"])
+    assert len(err.value.problems) == 3
+
+
+# -- safe loading -----------------------------------------------------------------------------------------------------
+class RunsCode:
+    """Unpickling this object runs `os.system`: what a crafted state file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("container", ["pickle", "torch.save"])
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_load_refuses_a_file_that_would_run_code(name, container, tmp_path):
+    marker, path = tmp_path / "code_ran", tmp_path / "state.pt"
+    opt = FACTORIES[name](seed=0)
+    state = {**opt.state_dict(), "X": RunsCode(marker)}
+    if container == "pickle":
+        path.write_bytes(pickle.dumps(state))
+    else:
+        torch.save(state, path)
+    line = refused(opt, lambda: opt.load(path), "refused")
+    assert not marker.exists()
+    assert "save()" in line  # says which files load
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_load_refuses_a_state_of_another_dimension(name, tmp_path):
+    opt = FACTORIES[name](seed=0)
+    X = opt.ask(2)
+    opt.tell(X, quadratic(X))
+    opt.save(tmp_path / "state.pt")
+    lo, hi = opt.space.bounds.tolist()
+    wider = FACTORIES[name](bounds=[lo + [0.0], hi + [1.0]], seed=0)
+    line = refused(wider, lambda: wider.load(tmp_path / "state.pt"), "dimensions differ")
+    assert f"{opt.space.dim}-D" in line and f"{wider.space.dim}-D" in line
+    # A state saved before the format recorded the space: the shape of X gives the dimension away.
+    state = opt.state_dict()
+    del state["format"], state["space"]
+    torch.save(state, tmp_path / "old.pt")
+    refused(wider, lambda: wider.load(tmp_path / "old.pt"), "dimensions differ")
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_load_refuses_a_state_of_another_kind(name, tmp_path):
+    names = sorted(FACTORIES)
+    other = FACTORIES[names[(names.index(name) + 1) % len(names)]](seed=0)
+    other.save(tmp_path / "state.pt")
+    opt = FACTORIES[name](seed=0)
+    line = refused(opt, lambda: opt.load(tmp_path / "state.pt"), "cannot be loaded into")
+    assert type(other).__name__ in line and type(opt).__name__ in line
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_load_refuses_other_bounds(name, tmp_path):
+    opt = FACTORIES[name](seed=0)
+    opt.save(tmp_path / "state.pt")
+    lo, hi = opt.space.bounds.tolist()
+    moved = FACTORIES[name](bounds=[lo, [hi[0] + 1.0, *hi[1:]]], seed=0)
+    refused(moved, lambda: moved.load(tmp_path / "state.pt"), "search space the state was saved from")
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_saved_before_versioning_loads_and_resumes(name, tmp_path):
+    reference = FACTORIES[name](maximize=False, seed=1)
+    run(reference, steps=3)
+    state = reference.state_dict()
+    del state["format"], state["space"]  # the fields this format added
+    state["extra"].pop("n_domain", None)
+    torch.save(state, tmp_path / "old.pt")
+    resumed = FACTORIES[name](maximize=False, seed=99)
+    resumed.load(tmp_path / "old.pt")
+    torch.testing.assert_close(resumed.X, reference.X)
+    torch.testing.assert_close(resumed.ask(1), reference.ask(1))
+
+
+def _damaged(kind: str, good: bytes, tmp_path):
+    path = tmp_path / "state.pt"
+    if kind == "missing":
+        return path
+    if kind == "a directory":
+        return tmp_path
+    state = torch.load(tmp_path / "good.pt", weights_only=True)
+    payload = {
+        "empty": b"",
+        "garbage": b"\x80\x04not a state",
+        "truncated": good[: len(good) // 2],
+    }
+    if kind in payload:
+        path.write_bytes(payload[kind])
+        return path
+    changed = {
+        "a tensor, not a dict": torch.zeros(3),
+        "missing keys": {"X": state["X"]},
+        "a newer format": {**state, "format": 99},
+        "NaN in the stored X": {
+            **state,
+            "X": torch.full((1, state["X"].shape[1]), float("nan"), dtype=torch.float64),
+            "Y": torch.zeros(1, dtype=torch.float64),
+        },  # fmt: skip
+        "fewer values than points": {**state, "X": state["X"].new_zeros(2, state["X"].shape[1])},
+        "a string as step": {**state, "step": "3"},
+        "a list as extra": {**state, "extra": [1, 2]},
+    }
+    torch.save(changed[kind], path)
+    return path
+
+
+DAMAGED = {
+    "missing": "no such file",
+    "a directory": "a directory",
+    "empty": "not a file written by save",
+    "garbage": "not a file written by save",
+    "truncated": "not a file written by save",
+    "a tensor, not a dict": "not a dict",
+    "missing keys": "lacks",
+    "a newer format": "upgrade",
+    "NaN in the stored X": "not finite",
+    "fewer values than points": "one value per row",
+    "a string as step": "step",
+    "a list as extra": "extra",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGED))
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_load_refuses_damaged_files(name, kind, tmp_path):
+    opt = FACTORIES[name](seed=0)
+    opt.save(tmp_path / "good.pt")
+    path = _damaged(kind, (tmp_path / "good.pt").read_bytes(), tmp_path)
+    refused(opt, lambda: opt.load(path), DAMAGED[kind])
+
+
+def test_save_to_a_missing_directory_is_a_clear_error(tmp_path):
+    opt = FACTORIES["random"](seed=0)
+    with pytest.raises(ConfigError, match="cannot write"):
+        opt.save(tmp_path / "no" / "state.pt")
+    opt.save(tmp_path / "state.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # the temporary file is gone

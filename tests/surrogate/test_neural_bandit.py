@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.neural_bandit import NeuralTS, NeuralUCB, ucb_bonus_diag, ucb_bonus_full
+from rlsurrogate.surrogate.neural_bandit import (
+    NeuralTS,
+    NeuralUCB,
+    NeuralUCBOptimizer,
+    ucb_bonus_diag,
+    ucb_bonus_full,
+)
 
 
 def features(n: int = 64, dim: int = 5, seed: int = 0) -> torch.Tensor:
@@ -155,3 +161,51 @@ def test_invalid_arguments_raise_one_error():
     assert len(err.value.problems) == 2
     with pytest.raises(ConfigError, match="diag"):
         NeuralUCB(dim=5120, exploration="full")
+
+
+def test_update_refuses_a_feature_of_the_wrong_size_or_non_finite():
+    bandit = NeuralUCB(dim=3, width=4, train_steps=1, seed=0)
+    with pytest.raises(ConfigError, match="3 finite values"):
+        bandit.update(torch.zeros(4), 0.0)
+    with pytest.raises(ConfigError, match="3 finite values"):
+        bandit.update(torch.tensor([0.0, float("nan"), 0.0]), 0.0)
+    assert bandit.features == []
+
+
+@pytest.mark.parametrize(
+    ("other", "match"),
+    [({"width": 8}, "width 16"), ({"exploration": "full"}, "exploration"), ({"dim": 4}, "dim 5")],
+)
+def test_load_state_dict_refuses_a_state_of_another_network(other, match):
+    source, _ = fitted(n_obs=2)
+    target_kw = {"dim": 5, "width": 16, "train_steps": 40, "seed": 0}
+    state = NeuralUCB(**{**target_kw, **other}).state_dict()
+    bandit = NeuralUCB(**target_kw)
+    with pytest.raises(ConfigError, match=match):
+        bandit.load_state_dict(state)
+    bandit.load_state_dict(source.state_dict())
+    assert len(bandit.features) == 2
+
+
+def test_optimizer_refuses_to_ask_beyond_its_pool():
+    opt = NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], n_domain=8, n_init=2, train_steps=1, width=4)
+    opt.ask(6)
+    with pytest.raises(ConfigError, match="only 2 of the n_domain = 8"):
+        opt.ask(3)
+    assert opt.step == 1 and opt.ask(2).shape == (2, 2)
+
+
+def test_loaded_direction_reaches_the_bandit(tmp_path):
+    kw = {"n_domain": 16, "n_init": 2, "train_steps": 1, "width": 4}
+    saved = NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], maximize=True, **kw)
+    saved.save(tmp_path / "state.pt")
+    resumed = NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], maximize=False, **kw)
+    resumed.load(tmp_path / "state.pt")
+    assert resumed.maximize and resumed.bandit.maximize
+
+
+def test_optimizer_refuses_a_state_of_another_pool_size(tmp_path):
+    kw = {"n_init": 2, "train_steps": 1, "width": 4}
+    NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], n_domain=16, **kw).save(tmp_path / "state.pt")
+    with pytest.raises(ConfigError, match="n_domain=16"):
+        NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], n_domain=32, **kw).load(tmp_path / "state.pt")
