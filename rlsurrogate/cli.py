@@ -17,7 +17,7 @@ __all__ = ["main"]
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("rlsurrogate.train", "RL-train a model from a YAML recipe"),
-    "eval": ("rlsurrogate.evaluate", "greedy held-out evaluation: boxed-answer accuracy, format rate, length"),
+    "eval": ("rlsurrogate.evaluate", "greedy held-out evaluation scored by every reward of the recipe"),
     "diagnose": ("rlsurrogate.diagnostics.report", "which reward is the better teacher: reward-variance report"),
     "bo": ("rlsurrogate.surrogate.bo_cli", "Bayesian optimization of a benchmark or a user function"),
     "optimize-prompt": ("rlsurrogate.prompt_opt.cli", "optimize an instruction for a black-box LLM"),

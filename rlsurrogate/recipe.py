@@ -92,6 +92,11 @@ _OWNED_ELSEWHERE = {
     "vllm_mode": "generation",
     "loss_type": "objective.params",
     "reward_weights": "rewards[i].weight",
+    "eval_steps": "eval.every_steps (held-out generation scored by the recipe's rewards)",
+    "eval_on_start": "eval.before",
+    "per_device_eval_batch_size": "eval.batch_size",
+    "load_best_model_at_end": "nothing: output_dir/best/ holds the model with the best gold evaluation",
+    "metric_for_best_model": "rewards[i].gold: true (output_dir/best/ follows the first gold metric)",
 }
 
 
@@ -137,6 +142,16 @@ class RewardSpec:
     name: str = field(metadata={"help": 'Registry name, "pkg.module:fn" or "path/file.py:fn".'})
     weight: float = field(default=1.0, metadata={"help": "Weight in the summed reward (TRL reward_weights)."})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "Arguments of the reward's factory."})
+    gold: bool | None = field(
+        default=None,
+        metadata={
+            "help": "A gold metric: what the run is really for, watched by the hacking guard (default: accuracy)."
+        },
+    )
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold if self.gold is not None else self.name == "accuracy"
 
 
 @dataclass
@@ -179,9 +194,20 @@ class EvalConfig:
         default=None, metadata={"help": "Held-out prompts to evaluate (default: data.num_eval)."}
     )
     max_new_tokens: int | None = field(default=None, metadata={"help": "Default: generation.max_completion_length."})
-    batch_size: int = field(default=16, metadata={"help": "Prompts per greedy generate call."})
+    batch_size: int = field(default=16, metadata={"help": "Prompts per greedy generate call (per process)."})
     before: bool = field(default=True, metadata={"help": "Evaluate before training."})
     after: bool = field(default=True, metadata={"help": "Evaluate after training."})
+    every_steps: int = field(
+        default=0,
+        metadata={"help": "Also evaluate every N optimizer steps and at the last one; 0: before/after only."},
+    )
+    guard_window: int = field(
+        default=3, metadata={"help": "The hacking guard compares the first and last of this many evaluations."}
+    )
+    guard_min_rise: float = field(
+        default=0.2, metadata={"help": "A trained reward's held-out rise that, without a gold rise, fires the guard."}
+    )
+    stop_on_hack: bool = field(default=False, metadata={"help": "Stop training cleanly when the guard fires."})
 
 
 @dataclass
@@ -315,6 +341,8 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
     if not isinstance(training, dict):
         problems.append(f"training: must be a mapping of GRPOConfig fields, got {type(training).__name__}.")
         training = {}
+    if built["eval"] is not None:
+        training = _map_trl_evaluation(training, built["eval"], problems)
     broken = {name for name, value in built.items() if value is None}
     recipe = Recipe(
         model=built["model"] or ModelConfig(name="?"),
@@ -422,6 +450,38 @@ def _grpo_field_defaults() -> dict[str, Any]:
     }
 
 
+def _map_trl_evaluation(training: dict[str, Any], eval_config: EvalConfig, problems: list[str]) -> dict[str, Any]:
+    """Maps TRL's `eval_strategy: steps` + `eval_steps: N` onto `eval.every_steps`; refuses what has no equivalent.
+
+    TRL's own evaluation loop needs an `eval_dataset` and scores with the training rewards only; ours generates on
+    the held-out prompts and scores with every reward, gold metrics included.
+    """
+    if "eval_strategy" not in training:
+        return training
+    training = dict(training)
+    strategy = training.pop("eval_strategy")
+    if strategy in ("no", None):
+        return training
+    steps = training.pop("eval_steps", None)
+    if strategy != "steps":
+        problems.append(
+            f"training.eval_strategy = {strategy!r}: evaluation runs every N optimizer steps; set eval.every_steps "
+            "(held-out prompts, scored by every reward of the recipe)."
+        )
+    elif not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+        problems.append(
+            f"training.eval_strategy = 'steps' needs training.eval_steps as a whole number of steps >= 1 (got "
+            f"{steps!r}); or set eval.every_steps instead."
+        )
+    elif eval_config.every_steps not in (0, steps):
+        problems.append(
+            f"training.eval_steps = {steps} and eval.every_steps = {eval_config.every_steps} disagree; keep one."
+        )
+    else:
+        eval_config.every_steps = steps
+    return training
+
+
 def _check_training(training: dict[str, Any]) -> list[str]:
     from trl import GRPOConfig
 
@@ -473,8 +533,8 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
     if "objective" not in broken:
         problems += _check_objective(recipe)
 
-    if "eval" not in broken and recipe.eval.batch_size < 1:
-        problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
+    if "eval" not in broken:
+        problems += _check_eval(recipe.eval)
     if "diagnostics" not in broken and not 0 < recipe.diagnostics.flat_threshold <= 1:
         problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
     if "optimizer" not in broken:
@@ -522,6 +582,19 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
     if not 0 < recipe.diagnostics.flat_threshold <= 1:
         problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
+    return problems
+
+
+def _check_eval(config: EvalConfig) -> list[str]:
+    problems = []
+    if config.batch_size < 1:
+        problems.append(f"eval.batch_size = {config.batch_size}: must be >= 1.")
+    if config.every_steps < 0:
+        problems.append(f"eval.every_steps = {config.every_steps}: must be >= 0 (0 evaluates before and after only).")
+    if config.guard_window < 2:
+        problems.append(f"eval.guard_window = {config.guard_window}: must be >= 2 (it compares two evaluations).")
+    if not 0 < config.guard_min_rise <= 1:
+        problems.append(f"eval.guard_min_rise = {config.guard_min_rise}: must be in (0, 1]; 0.2 is the default.")
     return problems
 
 

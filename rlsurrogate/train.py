@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlsurrogate.errors import ConfigError
+from rlsurrogate.errors import ConfigError, UnsupportedError
 from rlsurrogate.recipe import TRAINING_DEFAULTS, Recipe, load_recipe
 
 __all__ = ["train", "build_grpo_config", "build_rewards", "add_arguments", "run"]
@@ -82,17 +82,18 @@ def build_grpo_config(recipe: Recipe, objective: Any, reward_weights: list[float
 
 def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
     """Runs one recipe end to end; returns the summary on the main process (None on the others)."""
-    from accelerate import PartialState
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
 
-    from rlsurrogate.evaluate import evaluate
+    from rlsurrogate.eval_callback import HeldOutEvaluation
+    from rlsurrogate.evaluation import process_state
     from rlsurrogate.models import load_model
     from rlsurrogate.objectives import build_objective
     from rlsurrogate.tasks.loaders import load_rows
     from rlsurrogate.trainer import RLTrainer
 
-    state = PartialState()
+    _check_launch()
+    state = process_state()
     out = Path(recipe.output_dir)
     train_rows, eval_rows = load_rows(recipe.data)
     eval_rows = eval_rows[: recipe.eval.num_prompts or len(eval_rows)]
@@ -102,16 +103,6 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
 
     with state.main_process_first():  # the first load of an embedded model converts it; do that once
         model, tokenizer = load_model(recipe.model.name, recipe.model.dtype)
-    max_new_tokens = recipe.eval.max_new_tokens or recipe.generation.max_completion_length
-    before = None
-    if recipe.eval.before and eval_rows:
-        before = _cached_eval(
-            out / "eval_before.json",
-            state.is_main_process,
-            lambda: evaluate(model, tokenizer, eval_rows, max_new_tokens, recipe.eval.batch_size, progress=True),
-        )
-        _print_eval("before training", before, state.is_main_process)
-    state.wait_for_everyone()
 
     checkpoint = get_last_checkpoint(str(out)) if out.is_dir() else None
     if resume and checkpoint is None and state.is_main_process:
@@ -130,24 +121,29 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
         score_listeners=_score_listeners(recipe),
     )
     trainer.optimizer_cls_and_kwargs = _optimizer_cls_and_kwargs(recipe, config)
+    evaluation = HeldOutEvaluation(
+        trainer,
+        eval_rows,
+        _eval_rewards(recipe, trainer),
+        recipe.eval,
+        recipe.eval.max_new_tokens or recipe.generation.max_completion_length,
+        out,
+    )
+    trainer.add_callback(evaluation)
     if state.is_main_process:
         _print_batch_table(recipe, config, state.num_processes)
+        if eval_rows and not evaluation.rewards.gold_names:
+            print("note: no gold reward (mark one with `gold: true`, e.g. accuracy): the reward-hacking guard is off.")
     trainer.dry_run_rewards(train_rows[0])
     resume_from = checkpoint if resume and checkpoint else None
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(out / "final"))
-
-    after = None
-    if recipe.eval.after and eval_rows and state.is_main_process:
-        after = evaluate(trainer.model, tokenizer, eval_rows, max_new_tokens, recipe.eval.batch_size, progress=True)
-        (out / "eval_after.json").write_text(json.dumps(after, indent=2))
-        _print_eval("after training", after, True)
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
     _plot_rewards(trainer.state.log_history, out / "rewards.png")
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    summary = _summary(recipe, before, after, trainer, state.num_processes)
+    summary = _summary(recipe, evaluation, trainer, state.num_processes)
     summary["resumed_from_step"] = int(Path(resume_from).name.split("-")[-1]) if resume_from else None
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -191,24 +187,29 @@ def _score_listeners(recipe: Recipe) -> list[Any]:
     return [RewardVarianceMonitor(recipe.diagnostics.flat_threshold, recipe.diagnostics.flat_steps)]
 
 
-def _cached_eval(path: Path, is_main: bool, compute: Any) -> dict[str, Any] | None:
-    """The eval stored at `path` (a resumed run keeps its baseline), else computed on the main process."""
-    if path.is_file():
-        return json.loads(path.read_text())
-    if not is_main:
-        return None
-    result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    return result
+def _check_launch() -> None:
+    """Refuses sharded launches that accelerate would silently run as DDP: it shards only on GPUs."""
+    import os
+
+    import torch
+
+    for variable, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(variable, "false").lower() == "true" and not torch.cuda.is_available():
+            raise UnsupportedError(
+                f"{name} was requested, but this machine has no GPU: accelerate shards weights only on GPUs and would "
+                "train unsharded copies instead. On CPUs launch with recipes/accelerate/cpu_2proc.yaml (DDP, gloo)."
+            )
 
 
-def _print_eval(title: str, result: dict[str, Any] | None, is_main: bool) -> None:
-    if not is_main or result is None:
-        return
-    print(
-        f"[eval {title}] accuracy {result['accuracy']:.3f}  boxed rate {result['boxed_rate']:.3f}  "
-        f"mean length {result['mean_length']:.1f} tokens  ({result['num_prompts']} held-out prompts)"
+def _eval_rewards(recipe: Recipe, trainer: Any) -> Any:
+    """The trainer's (guarded) reward callables with the recipe's gold flags and weights, for evaluation."""
+    from rlsurrogate.evaluation import EvalRewards
+
+    return EvalRewards(
+        names=list(trainer.reward_func_names),
+        funcs=list(trainer.reward_funcs),
+        gold=[spec.is_gold for spec in recipe.rewards],
+        weights=[float(spec.weight) for spec in recipe.rewards],
     )
 
 
@@ -229,11 +230,21 @@ def _print_batch_table(recipe: Recipe, config: Any, num_processes: int) -> None:
     table.add_row("per micro-batch (one process)", f"{per_device / G:g}", str(per_device))
     Console().print(table)
     print(
-        f"processes {num_processes} | num_generations {G} | gradient_accumulation_steps "
+        f"processes {num_processes} ({_distributed_type()}) | num_generations {G} | gradient_accumulation_steps "
         f"{config.gradient_accumulation_steps} | steps_per_generation {config.steps_per_generation} | "
         f"num_iterations {config.num_iterations} | objective {recipe.objective.name} "
         f"(loss_type {config.loss_type}) | max_steps {config.max_steps}"
     )
+
+
+def _distributed_type() -> str:
+    from rlsurrogate.evaluation import process_state
+
+    state = process_state()
+    kind = str(state.distributed_type).rsplit(".", 1)[-1]
+    if kind == "FSDP":
+        kind = f"FSDP{getattr(getattr(state, 'fsdp_plugin', None), 'fsdp_version', '')}"
+    return f"{kind} on {state.device.type}"
 
 
 def _plot_rewards(log_history: list[dict[str, Any]], path: Path) -> None:
@@ -259,7 +270,7 @@ def _plot_rewards(log_history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _summary(recipe: Recipe, before: Any, after: Any, trainer: Any, num_processes: int) -> dict[str, Any]:
+def _summary(recipe: Recipe, evaluation: Any, trainer: Any, num_processes: int) -> dict[str, Any]:
     history = [r for r in trainer.state.log_history if "reward" in r]
     step_times = [r["step_time"] for r in history if "step_time" in r]
     summary: dict[str, Any] = {
@@ -272,9 +283,13 @@ def _summary(recipe: Recipe, before: Any, after: Any, trainer: Any, num_processe
         "mean_step_time_s": sum(step_times) / len(step_times) if step_times else None,
         "optimizer": type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,
     }
-    for tag, result in (("before", before), ("after", after)):
-        if result:
-            summary[f"boxed_rate_{tag}"] = result["boxed_rate"]
-            summary[f"accuracy_{tag}"] = result["accuracy"]
-            summary[f"mean_length_{tag}"] = result["mean_length"]
+    for tag, result in (("before", evaluation.before), ("after", evaluation.after)):
+        for name, value in (result or {}).get("metrics", {}).items():
+            summary[f"{name}_{tag}"] = value
+    summary |= evaluation.summary()
+    summary["final_checkpoint"] = {
+        "path": str(Path(recipe.output_dir) / "final"),
+        "step": trainer.state.global_step,
+        "metrics": (evaluation.after or {}).get("metrics"),
+    }
     return summary

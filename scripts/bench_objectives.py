@@ -59,7 +59,6 @@ def main() -> None:
     parser.add_argument("--time-repeats", type=int, default=5, help="A/B repeats of the loss timing on one batch")
     args = parser.parse_args()
 
-    from rlsurrogate.evaluate import evaluate
     from rlsurrogate.models import load_model
     from rlsurrogate.recipe import DataConfig
     from rlsurrogate.tasks.loaders import load_rows
@@ -67,7 +66,7 @@ def main() -> None:
     train_rows, eval_rows = load_rows(DataConfig(task="arithmetic", num_train=256, num_eval=args.eval_prompts))
     model, tokenizer = load_model(args.model)
     nan = {"accuracy": float("nan"), "boxed_rate": float("nan")}
-    before = evaluate(model, tokenizer, eval_rows, args.max_tokens) if eval_rows else nan
+    before = _heldout(model, tokenizer, eval_rows, args.max_tokens) if eval_rows else nan
     del model
     print(
         f"before training: held-out accuracy {before['accuracy']:.3f}, boxed rate {before['boxed_rate']:.3f} "
@@ -128,7 +127,6 @@ def _train(
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from rlsurrogate.evaluate import evaluate
     from rlsurrogate.models import load_model
     from rlsurrogate.objectives import build_objective
     from rlsurrogate.rewards import build_reward
@@ -178,7 +176,7 @@ def _train(
     history = trainer.state.log_history
     rewards = [h["reward"] for h in history if "reward" in h]
     step_times = [h["step_time"] for h in history if "step_time" in h][1:]  # the first step warms up
-    after = evaluate(trainer.model, tokenizer, eval_rows, args.max_tokens) if eval_rows else {}
+    after = _heldout(trainer.model, tokenizer, eval_rows, args.max_tokens) if eval_rows else {}
     trainer.compute_loss = compute_loss
     run = {
         "acc": after.get("accuracy", float("nan")),
@@ -188,6 +186,12 @@ def _train(
         "loss_times": loss_times[1:],
     }
     return run, trainer
+
+
+def _heldout(model: Any, tokenizer: Any, rows: list, max_tokens: int) -> dict[str, Any]:
+    from rlsurrogate.evaluation import evaluate_model
+
+    return evaluate_model(model, tokenizer, rows, max_new_tokens=max_tokens)["metrics"]
 
 
 def _time_loss_and_backward(trainers: dict[str, Any], repeats: int) -> dict[str, float]:

@@ -1,34 +1,47 @@
-"""Held-out evaluation: the last box decides, symbolic equivalence, format rate and length."""
+"""`rlsurrogate eval`: a saved model on the recipe's held-out prompts, scored by every reward of the recipe."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import subprocess
+import sys
+from pathlib import Path
 
-from rlsurrogate.evaluate import boxed_answer_correct, evaluate
+import yaml
 
-
-@pytest.mark.parametrize(
-    "text, gold, expected",
-    [
-        ("7 + 5 = 12, so \\boxed{12}.", "12", True),
-        ("\\boxed{12.0}", "12", True),
-        ("\\boxed{\\frac{24}{2}}", "12", True),
-        ("\\boxed{11} no wait \\boxed{12}", "12", True),
-        ("\\boxed{12} no wait \\boxed{11}", "12", False),  # the last box decides
-        ("\\boxed{2} + \\boxed{3} = 6}", "5", False),  # "boxes everything" does not count
-        ("the answer is 12", "12", False),  # unboxed
-        ("\\boxed{}", "12", False),
-    ],
-)
-def test_boxed_answer_correct(text, gold, expected):
-    assert boxed_answer_correct(text, gold) is expected
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_evaluate_reports_rates_lengths_and_samples(tiny):
-    make_model, tokenizer = tiny
-    rows = [{"prompt": [{"role": "user", "content": f"What is {i} + 1?"}], "answer": str(i + 1)} for i in range(3)]
-    result = evaluate(make_model(0), tokenizer, rows, max_new_tokens=6, batch_size=2)
-    assert result["num_prompts"] == 3
-    assert 0 <= result["boxed_rate"] <= 1 and 0 <= result["accuracy"] <= result["boxed_rate"]
-    assert 1 <= result["mean_length"] <= 6
-    assert len(result["samples"]) == 3 and result["samples"][0]["answer"] == "1"
+def test_eval_command_scores_every_reward_and_writes_completions(tmp_path):
+    from rlsurrogate.models import tiny_model
+
+    checkpoint = tmp_path / "model"
+    model, tokenizer = tiny_model(seed=0)
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"name": str(checkpoint)},
+                "data": {"task": "arithmetic", "num_train": 8, "num_eval": 5},
+                "rewards": [{"name": "boxed_number"}, {"name": "accuracy", "weight": 0.0}],
+                "generation": {"num_generations": 4, "max_completion_length": 6},
+                "output_dir": str(tmp_path / "out"),
+            }
+        )
+    )
+    completions = tmp_path / "completions.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsurrogate", "eval", str(recipe), "--json", "--completions", str(completions)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result["metrics"]) == {"boxed_number", "accuracy", "boxed_rate", "mean_length", "clipped_share"}
+    assert result["num_prompts"] == 5 and result["gold"] == ["accuracy"] and result["model"] == str(checkpoint)
+    rows = [json.loads(line) for line in completions.read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(5))
+    assert all(set(r["scores"]) == {"boxed_number", "accuracy"} and r["length"] <= 6 for r in rows)

@@ -66,7 +66,7 @@ def _run(cmd: list[str], timeout: int = 300) -> tuple[subprocess.CompletedProces
 
 def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint):
     recipe = _recipe(tmp_path, tiny_checkpoint)
-    proc, summary = _run([*TRAIN, str(recipe)])
+    proc, summary = _run([*TRAIN, str(recipe), "--set", "eval.every_steps=1"])
     for key in ("boxed_rate_before", "boxed_rate_after", "accuracy_before", "accuracy_after"):
         assert 0.0 <= summary[key] <= 1.0
     assert summary["steps"] == 2 and summary["world_size"] == 1
@@ -79,13 +79,40 @@ def test_train_cli_writes_summary_model_plot_and_evals(tmp_path, tiny_checkpoint
     assert "diagnostics/total/zero_var_share" in steps[0]  # the variance monitor's metrics reach the saved log
     assert json.loads((out / "eval_before.json").read_text())["num_prompts"] == 4
     assert "per optimizer step" in proc.stdout  # the resolved batch table
+    # evaluation during training: every step, logged as eval/<metric>, the last one is the "after" evaluation
+    evals = [row for row in json.loads((out / "log_history.json").read_text()) if "eval/accuracy" in row]
+    assert [row["step"] for row in evals] == [0, 1, 2]
+    assert {"eval/format_length", "eval/boxed_rate", "eval/mean_length"} <= set(evals[-1])
+    assert "guard/fired" in evals[-1] and summary["guard_fired_at_step"] is None
+    assert json.loads((out / "eval_after.json").read_text())["step"] == 2
+    # best/ by the gold metric (accuracy); the random tiny model never scores, so the tie keeps step 0
+    best = summary["best_checkpoint"]
+    assert best["step"] == 0 and (out / "best" / "config.json").is_file()
+    assert summary["final_checkpoint"]["step"] == 2 and summary["final_checkpoint"]["path"].endswith("final")
+    assert summary["gold_metrics"] == ["accuracy"] and summary["evaluations"] == 3
 
 
-def test_two_process_launch_trains_with_world_size_two(tmp_path, tiny_checkpoint):
+def test_two_process_launch_trains_and_evaluates_on_both_ranks(tmp_path, tiny_checkpoint):
     recipe = _recipe(tmp_path, tiny_checkpoint, per_device_train_batch_size=2)
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    _, summary = _run([*launch, "-m", "rlsurrogate", "train", str(recipe)], timeout=600)
-    assert summary["world_size"] == 2 and summary["steps"] == 2
+    _, summary = _run([*launch, "-m", "rlsurrogate", "train", str(recipe), "--set", "eval.every_steps=1"], timeout=600)
+    assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["evaluations"] == 3
+    before = json.loads((tmp_path / "out" / "eval_before.json").read_text())
+    assert before["prompts_per_rank"] == [2, 2] and len(before["rank_wall_s"]) == 2
+
+
+def test_sharded_launch_without_gpu_is_refused_in_one_line(tmp_path, tiny_checkpoint):
+    """accelerate shards only on GPUs; on CPUs it would silently train unsharded copies (DDP)."""
+    recipe = _recipe(tmp_path, tiny_checkpoint, per_device_train_batch_size=2)
+    config = REPO / "tests" / "assets" / "fsdp_cpu_2proc.yaml"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+    proc = subprocess.run(
+        [*launch, "-m", "rlsurrogate", "train", str(recipe)], capture_output=True, text=True, env=_env(), timeout=300
+    )
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: FSDP")]
+    assert errors and "no GPU" in errors[0] and "cpu_2proc.yaml" in errors[0]
+    assert not (tmp_path / "out").exists()  # refused before anything was loaded or written
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_checkpoint):

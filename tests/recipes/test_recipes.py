@@ -75,6 +75,17 @@ def test_good_recipe_builds_typed_sections():
         ({"optimizer__name": "adam-cm"}, 'optimizer.name = "adam-cm": unknown. Did you mean "adam_cm"?'),
         ({"optimizer__name": "adam_cm", "optimizer__params": {"bufer_size": 3}}, "optimizer.params.bufer_size"),
         ({"model__name": "./missing/checkpoint"}, 'model.name = "./missing/checkpoint": no such directory'),
+        ({"training__eval_strategy": "epoch"}, "training.eval_strategy = 'epoch': evaluation runs every N"),
+        ({"training__eval_strategy": "steps"}, "training.eval_strategy = 'steps' needs training.eval_steps"),
+        ({"training__eval_steps": 5}, "training.eval_steps: set it under eval.every_steps"),
+        ({"training__load_best_model_at_end": True}, "output_dir/best/ holds the model with the best gold"),
+        (
+            {"training__eval_strategy": "steps", "training__eval_steps": 5, "eval__every_steps": 3},
+            "training.eval_steps = 5 and eval.every_steps = 3 disagree",
+        ),
+        ({"eval__every_steps": -1}, "eval.every_steps = -1: must be >= 0"),
+        ({"eval__guard_window": 1}, "eval.guard_window = 1: must be >= 2"),
+        ({"eval__guard_min_rise": float("nan")}, "eval.guard_min_rise = nan: must be in (0, 1]"),
     ],
 )
 def test_each_bad_recipe_gives_its_one_line_error(changes, expected):
@@ -83,6 +94,24 @@ def test_each_bad_recipe_gives_its_one_line_error(changes, expected):
     lines = info.value.problems
     assert any(expected in line for line in lines), lines
     assert all("\n" not in line for line in lines)
+
+
+def test_trl_eval_strategy_steps_maps_onto_every_steps():
+    recipe = recipe_from_dict(_with(training__eval_strategy="steps", training__eval_steps=5))
+    assert recipe.eval.every_steps == 5
+    assert "eval_strategy" not in recipe.training and "eval_steps" not in recipe.training
+    assert "eval_strategy" not in recipe_from_dict(_with(training__eval_strategy="no")).training
+
+
+def test_accuracy_is_the_default_gold_metric_and_any_reward_can_be_marked():
+    recipe = recipe_from_dict(
+        _with(
+            rewards=[{"name": "format_length"}, {"name": "accuracy", "weight": 0.0}, {"name": "format", "gold": True}]
+        )
+    )
+    assert [spec.is_gold for spec in recipe.rewards] == [False, True, True]
+    recipe = recipe_from_dict(_with(rewards=[{"name": "accuracy", "gold": False}]))
+    assert not recipe.rewards[0].is_gold
 
 
 def test_unknown_reward_names_the_valid_ones():

@@ -1,0 +1,86 @@
+"""Every access to TRL's private members, in one place, pinned to TRL 1.16.
+
+RLTrainer and the modules around it talk to TRL's `GRPOTrainer` through its documented hooks wherever one exists.
+Where none does (greedy generation through the run's own vLLM engine, the generation context TRL uses for ZeRO-3 /
+FSDP weights), the access is written here, once, against TRL 1.16 (`trl/trainer/grpo_trainer.py`,
+`trl/generation/vllm_generation.py`). `tests/test_trl_compat.py` checks that each member still exists, so a TRL
+upgrade that removes one fails loudly there instead of deep inside a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+__all__ = ["TRL_PRIVATE_MEMBERS", "generation_model", "vllm_greedy_generate", "uses_vllm"]
+
+# (owner, attribute) pairs this module reads; the test of this module checks each against the installed TRL.
+TRL_PRIVATE_MEMBERS: tuple[tuple[str, str], ...] = (
+    ("GRPOTrainer", "_last_loaded_step"),  # set in __init__ when use_vllm; the step whose weights vLLM holds
+    ("VLLMGeneration", "sync_weights"),
+    ("VLLMGeneration", "generate"),
+    ("VLLMGeneration", "temperature"),
+    ("VLLMGeneration", "repetition_penalty"),
+    ("VLLMGeneration", "max_completion_length"),
+)
+
+# Sampling attributes of TRL's VLLMGeneration that `generate` reads; greedy evaluation overrides these for one call
+# (temperature 0 is vLLM's greedy decoding; top-p / top-k do not change an argmax; a repetition penalty would).
+_VLLM_GREEDY = {"temperature": 0.0, "repetition_penalty": 1.0}
+
+
+def uses_vllm(trainer: Any) -> bool:
+    """Whether the trainer generates with vLLM (colocate or server)."""
+    return bool(getattr(trainer, "use_vllm", False)) and getattr(trainer, "vllm_generation", None) is not None
+
+
+@contextmanager
+def generation_model(trainer: Any) -> Iterator[Any]:
+    """The trainer's model, ready for `generate`, inside the context TRL 1.16 generates in.
+
+    DDP is unwrapped, ZeRO-3 parameters are gathered (unless `ds3_gather_for_generation` is off), FSDP1 parameters
+    are summoned (FSDP2 needs nothing: its forward all-gathers), gradient checkpointing is off while generating.
+    Every process must enter it and run the same number of forward passes (sharded weights).
+    """
+    import torch
+    from trl.distributed import DistributedBackend
+    from trl.models import unwrap_model_for_generation
+
+    with ExitStack() as stack:
+        model = stack.enter_context(
+            unwrap_model_for_generation(
+                trainer.model_wrapped,
+                trainer.accelerator,
+                gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+                gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs,
+            )
+        )
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(
+            DistributedBackend(trainer.accelerator).summon_full_params(trainer.model_wrapped, recurse=False)
+        )
+        yield model
+
+
+def vllm_greedy_generate(trainer: Any, prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    """Greedy completions (token ids) from the run's own vLLM engine, with the trainer's current weights.
+
+    Colocate: each process generates its own prompts on its engine. Server: TRL gathers every process's prompts,
+    the main process asks the server and each process gets its slice back; so every process must call this the same
+    number of times.
+    """
+    engine = trainer.vllm_generation
+    if trainer.state.global_step != trainer._last_loaded_step:
+        engine.sync_weights()
+        trainer._last_loaded_step = trainer.state.global_step
+    overrides = {**_VLLM_GREEDY, "max_completion_length": max_new_tokens}
+    saved = {name: getattr(engine, name) for name in overrides}
+    try:
+        for name, value in overrides.items():
+            setattr(engine, name, value)
+        _, completion_ids, _, _ = engine.generate(prompts=prompt_ids, images=None, num_generations=1)
+    finally:
+        for name, value in saved.items():
+            setattr(engine, name, value)
+    return [list(ids) for ids in completion_ids]
