@@ -1,39 +1,67 @@
-"""Is a boxed answer valid mathematics? SymPy parsing that is safe on adversarial text and bounded in time.
+"""Is a boxed answer valid mathematics? A whitelisted SymPy parse that model text cannot abuse, bounded in time.
 
 The format surrogate of Xin et al. 2025 (arXiv 2505.19439, §2 and App. A.8) counts a `\\boxed{...}` as valid when
 its content parses in SymPy after normalisation, with a single `=` read as `==` (official code: `val_by_sympy`,
-which normalises LaTeX to text and calls `sympy.parse_expr`). We keep that rule and make it safe to run on model
-output, in any thread:
+which normalises LaTeX to text and calls `sympy.parse_expr` with SymPy's whole namespace). We keep that rule and
+make it safe to run on model output, in any thread: the text reaches nothing but the grammar of steps 2-4.
 
-1. Size: content longer than `MAX_BOXED_CHARS` is invalid (a 1 MB string is rejected before any parsing).
+1. Size: content longer than `MAX_BOXED_CHARS` is invalid (a 1 MB string is rejected before any parsing), which
+   also bounds every number literal to `MAX_BOXED_CHARS` digits.
 2. Normalisation (`latex_to_sympy_text`, our own wording of the usual MATH-answer normalisation): LaTeX commands
    become SymPy syntax (`\\frac{a}{b}` -> `((a)/(b))`, `\\sqrt`, `\\cdot`, `\\le`, `\\infty`, `^` -> `**`, ...).
-   The result must use a small character set (letters, digits, operators, brackets, commas, dots), so `eval`
-   inside `parse_expr` never sees attribute access, underscores, strings or lambdas.
-3. Parsing with evaluation off (`evaluate=False`, thread-local in SymPy), so `9^9^9^9` and `100000!` stay
-   unevaluated trees instead of hanging the process in a big-integer power.
-4. Magnitude bound (`_log10_bound`): a tree whose value would have more than `MAX_DIGITS` digits (power towers,
-   huge factorials or binomials) is invalid, because no grader can compare it in time.
-5. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent. It interrupts
-   pure-Python work (SymPy, math-verify); steps 1-4 keep C-level work (big-int arithmetic) small. It is skipped when
-   a tracer is already installed (a debugger or coverage), leaving steps 1-4 as the guard.
+   The result must use a small ASCII character set (letters, digits, operators, brackets, commas, dots), so no
+   attribute access, underscores, strings or lambdas; bracket depth, powers and tokens are capped.
+3. Lexical screen (`_screen`) on the very tokens `parse_expr` will see (Python's tokenizer, which SymPy uses):
+   - a number is a literal whose decimal exponent stays within `MAX_DIGITS` (`1e999999999`, `1E+999999999` and
+     `1e-9999999` are invalid): SymPy converts a literal to binary in C while it parses, before any later check
+     or the deadline can act (`1e999999` took 22 s; within the bound it takes < 5 ms);
+   - a name is a whitelisted function (followed by its argument) or constant (`_FUNCTIONS`, `_INERT_FUNCTIONS`,
+     `_CONSTANTS`, the Greek letters), a single letter, or a word that neither Python nor SymPy defines, which
+     SymPy's parse turns into symbols (`xy` -> `x*y`, `\\text{ cm}`). Any other SymPy name (`doctest`, `pprint`,
+     `var`, `symbols`, `Integer`, `Interval`, also `init_printing` before subscripts are joined) and any Python
+     keyword makes the answer invalid, called or not;
+   - an operator is arithmetic, a comparison, `!`, `|`, `&`, a bracket, a comma or `...` (no `.`, `//`, `<<`).
+4. Parsing in an explicit namespace (`_namespace`): `parse_expr` gets a `global_dict` holding only the whitelisted
+   objects and the constructors its own transformations emit (`Symbol`, `Integer`, `Float`, `Add`, `Pow`, ...),
+   with `__builtins__` empty, and runs with evaluation off (`evaluate=False`, thread-local in SymPy), so
+   `9^9^9^9` and `100000!` stay unevaluated trees instead of hanging the process in a big-integer power.
+5. Magnitude bound (`_log10_bound`): a tree whose value would have more than `MAX_DIGITS` digits (power towers,
+   `10^{999999999}`, huge factorials or binomials) is invalid, because no grader can compare it in time.
+6. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent. It interrupts
+   pure-Python work (SymPy, math-verify); steps 1-5 keep C-level work (literal conversion, big-int arithmetic)
+   small. It is skipped when a tracer is already installed (a debugger or coverage), leaving steps 1-5 as the guard.
+No worker process: after steps 1-3 the only C-level work left is converting literals of bounded size and exponent;
+the rest is Python code the deadline interrupts, so a pooled subprocess would add cost and no bound.
 
-Deviations from the official code: the official parse evaluates (so `9^9^9^9` hangs it, and its timeout decides);
-here such input is invalid (score 0). Half-open intervals `[0,1)` are valid here (brackets become parentheses);
-the official parse rejects them. Checked: the paper's valid/invalid examples (App. A.8) classify as in the paper.
+Deviations from the official code:
+- The official parse evaluates (so `9^9^9^9` and `1e999999999` hang it, and its timeout decides); here such input
+  is invalid (score 0).
+- Half-open intervals `[0,1)` are valid here (brackets become parentheses); the official parse rejects them.
+- The official parse (as this module's before it had a whitelist) runs in SymPy's whole namespace and calls any
+  SymPy name in the answer (`doctest()` runs SymPy's test suite, `pprint(x)` prints, `1<<99999999999` allocates
+  6 GB). Here a SymPy name outside the whitelist (`Interval(0, 1)`, `erf(x)`, `\\text{ rad}`), an unapplied function
+  (`\\ln`, `2\\sin`) and `//`, `<<` make the answer invalid. Single letters are always symbols or undefined
+  functions (`S_n = n^2`, `5 N`, `O(n^2)` are valid; SymPy's own `S`, `N`, `O` made the whole-namespace parse reject
+  them). `\\gcd`, `\\operatorname{lcm}`, `\\det`, `\\max`, `\\min` are inert functions here; the whole-namespace
+  parse calls SymPy's eager `gcd`, `lcm`, `det` and splits `max` into letters.
+Checked: the paper's valid/invalid examples (App. A.8) classify as in the paper. Against this module's previous
+whole-namespace parse, on 250 typical MATH-style answers, 340 answers of `scripts/bench_rewards.py` and 5,500 random
+fragment strings, the verdicts differ only in the cases above (19, 0 and 127 answers).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import keyword
 import math
 import re
 import sys
 import time
+import tokenize
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS
 
@@ -41,6 +69,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_DIGITS",
     "DeadlineExceeded",
+    "exponents_bounded",
     "is_valid_math",
     "latex_to_sympy_text",
     "preload",
@@ -67,28 +96,41 @@ _GREEK = (
     "rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi "
     "Omega"
 ).split()
+# The functions an answer may apply: name after normalisation -> SymPy name. Each is a SymPy Function class (or
+# sqrt/cbrt/root, which build a Pow) that honours evaluate=False, so building it computes nothing.
 _FUNCTIONS = {
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "log",
-    "ln",
-    "exp",
-    "max",
-    "min",
-    "gcd",
-    "lcm",
-    "det",
+    **{
+        name: name
+        for name in (
+            "sin cos tan cot sec csc asin acos atan acot asec acsc sinh cosh tanh coth sech csch asinh acosh atanh "
+            "exp log sqrt cbrt root Abs floor ceiling factorial factorial2 binomial re im arg sign conjugate "
+            "Max Min Mod"
+        ).split()
+    },
+    **{f"arc{name}": f"a{name}" for name in ("sin", "cos", "tan", "cot", "sec", "csc")},
+    "ln": "log",
+    "abs": "Abs",
 }
+# Written in answers (\gcd, \operatorname{lcm}, \det, \max, \min) but eager in SymPy, whose gcd, lcm and det compute
+# on the spot (`\gcd(2^{999999999}, 3)` ran for minutes): inert function symbols instead, like an unknown f(x).
+_INERT_FUNCTIONS = ("gcd", "lcm", "det", "max", "min")
+_CONSTANTS = {name: name for name in ("pi", "oo", "zoo", "nan", "E", "I", "EulerGamma", "GoldenRatio", "Catalan")}
+# What parse_expr's transformations and its evaluate=False rewrite emit into the code they evaluate. They are in the
+# namespace for that code only: an answer naming one (`Float(1, 10**9)`) is invalid.
+_PARSER_NAMES = (
+    "Symbol Function Number Integer Float Rational Add Mul Pow Eq Ne Lt Le Gt Ge And Or Not factorial factorial2 I"
+).split()
+# Operator tokens of the grammar (Python's tokenizer spells `!` as an error token in 3.11 and as OP later).
+_OPERATORS = frozenset("+ - * / ** ( ) , == != < > <= >= | & ! ...".split())
+_APPLIED = frozenset({*_FUNCTIONS, *_INERT_FUNCTIONS})
+_OPERANDS = frozenset({tokenize.NAME, tokenize.NUMBER})
+_LAYOUT_TOKENS = frozenset({tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER})
+# A name with underscores, looked up before normalisation turns `init_printing` into `initprinting`.
+_SNAKE_CASE = re.compile(r"(?<![\\A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+")
+_NUMBER_EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)$")
+# Scientific notation anywhere in LaTeX once commands and punctuation are dropped (`1E\!+99`, `1{,}5E99`).
+_SQUEEZE = re.compile(r"\\[A-Za-z]+|[^0-9A-Za-z.+\-]")
+_SCIENTIFIC = re.compile(r"(?<=[0-9.])[eE][+-]?([0-9]+)")
 _SIMPLE_COMMANDS: list[tuple[str, str | Callable[[re.Match[str]], str]]] = [
     # (LaTeX, replacement), applied in order; longer names before their prefixes.
     (r"\\\$|\\%|%|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ", ""),
@@ -194,14 +236,21 @@ def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
 
     Returns:
         The SymPy expression (or tuple of them), or None.
+
+    Example:
+        >>> safe_parse("2^{10}"), safe_parse("1e999999999"), safe_parse("doctest()")
+        (2**10, None, None)
     """
     text = latex_to_sympy_text(latex)
     if text is None:
         return None
-    _namespace()  # import SymPy outside the deadline: an import cut short would leave broken modules behind
+    # SymPy is imported outside the deadline: an import cut short would leave broken modules behind.
+    namespace = _namespace()
+    if not _screen(latex, text, namespace.reserved):
+        return None
     try:
         with time_limit(timeout_s):
-            expr = _parse(text)
+            expr = _parse(text, namespace)
             if _log10_bound(expr, [0]) > MAX_DIGITS:
                 return None
             return expr
@@ -209,6 +258,20 @@ def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
         return None
     except Exception:  # any parse failure means "not valid mathematics"
         return None
+
+
+def exponents_bounded(latex: str) -> bool:
+    """False when a number in scientific notation has a decimal exponent beyond `MAX_DIGITS`.
+
+    For parsers that read `1E+999999999` as a number and build it in C before any deadline can act (math-verify's
+    LaTeX grammar does). Conservative: LaTeX commands and punctuation are dropped first, so `1E\\!99999` counts too.
+
+    Example:
+        >>> exponents_bounded("1.5E+30"), exponents_bounded("1E+999999999"), exponents_bounded("e^{999999999}")
+        (True, False, True)
+    """
+    squeezed = _SQUEEZE.sub("", latex)
+    return all(int(m.group(1)) <= MAX_DIGITS for m in _SCIENTIFIC.finditer(squeezed))
 
 
 def preload() -> None:
@@ -301,29 +364,78 @@ def _nesting(s: str) -> int:
     return deepest
 
 
+def _screen(latex: str, text: str, reserved: frozenset[str]) -> bool:
+    # Step 3 of the module docstring, on the tokens parse_expr will see (it uses Python's tokenizer too).
+    if any(word in reserved for word in _SNAKE_CASE.findall(latex)):
+        return False
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):  # unbalanced brackets, bad indentation: not valid anyway
+        return False
+    for token, following in zip(tokens, tokens[1:]):
+        kind, value = token.type, token.string
+        if value in _APPLIED and following.string not in ("(", "**") and following.type not in _OPERANDS:
+            return False  # a function left unapplied (`2\sin`, `\sin!`) is no value; SymPy then fails at random
+        if kind == tokenize.NUMBER:
+            exponent = _NUMBER_EXPONENT.search(value.rstrip("jJ"))
+            hexadecimal = value[:2].lower() in ("0x", "0o", "0b")  # Integer literals: no exponent
+            if exponent is not None and not hexadecimal and abs(int(exponent.group(1))) > MAX_DIGITS:
+                return False
+        elif kind == tokenize.NAME:
+            if value in reserved:
+                return False
+        elif kind in (tokenize.OP, tokenize.ERRORTOKEN):
+            if value not in _OPERATORS and value not in (" ", "\t"):
+                return False
+        elif kind not in _LAYOUT_TOKENS:
+            return False
+    return True
+
+
+class _Namespace(NamedTuple):
+    global_dict: dict[str, Any]
+    local_dict: dict[str, Any]
+    transformations: tuple[Any, ...]
+    reserved: frozenset[str]
+
+
 @functools.lru_cache(maxsize=1)
-def _namespace() -> tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]:
+def _namespace() -> _Namespace:
     # SymPy is imported on first use so that `import rlsurrogate.rewards` stays light.
     import sympy
     from sympy.core.parameters import evaluate  # noqa: F401 - imported here, before any deadline starts
     from sympy.parsing.sympy_parser import implicit_multiplication_application, parse_expr, standard_transformations  # noqa: F401,E501
 
-    global_dict: dict[str, Any] = {}
-    exec("from sympy import *", global_dict)  # noqa: S102 - fixed string: SymPy's own namespace, as parse_expr does
-    global_dict["__builtins__"] = {}  # model output never reaches Python builtins
+    global_dict: dict[str, Any] = {"__builtins__": {}}  # model output never reaches Python builtins
+    for name in _PARSER_NAMES:
+        global_dict[name] = getattr(sympy, name)
+    for table in (_FUNCTIONS, _CONSTANTS):
+        global_dict.update({name: getattr(sympy, target) for name, target in table.items()})
+    global_dict.update({name: sympy.Function(name) for name in _INERT_FUNCTIONS})
     local_dict = {name: sympy.Symbol(name) for name in _GREEK if name != "lambda"}
     local_dict.update({"lamda": sympy.Symbol("lamda"), "E": sympy.E, "e": sympy.E, "i": sympy.I})
-    return global_dict, local_dict, standard_transformations + (implicit_multiplication_application,)
+    # Names an answer may not write: Python's keywords, our parser's constructors and everything else SymPy
+    # exports (`doctest`, `var`, `Interval`), except the whitelist and single letters (symbols, or E and I).
+    allowed = {*_FUNCTIONS, *_INERT_FUNCTIONS, *_CONSTANTS, *local_dict}
+    reserved = frozenset(
+        name for name in {*sympy.__all__, *_PARSER_NAMES, *_FORBIDDEN_WORDS} if name not in allowed and len(name) > 1
+    )
+    return _Namespace(
+        global_dict, local_dict, standard_transformations + (implicit_multiplication_application,), reserved
+    )
 
 
-def _parse(text: str) -> Any:
+def _parse(text: str, namespace: _Namespace) -> Any:
     from sympy.core.parameters import evaluate
     from sympy.parsing.sympy_parser import parse_expr
 
-    global_dict, local_dict, transformations = _namespace()
     with evaluate(False):  # thread-local in SymPy: other threads keep their setting
         return parse_expr(
-            text, local_dict=dict(local_dict), global_dict=global_dict, transformations=transformations, evaluate=False
+            text,
+            local_dict=dict(namespace.local_dict),  # parse_expr writes into it
+            global_dict=dict(namespace.global_dict),
+            transformations=namespace.transformations,
+            evaluate=False,
         )
 
 
@@ -344,7 +456,9 @@ def _log10_bound(expr: Any, count: list[int]) -> float:
     if isinstance(expr, sympy.Rational):
         return max(_log10_bound(sympy.Integer(expr.p), count), _log10_bound(sympy.Integer(expr.q), count))
     if isinstance(expr, sympy.Float):
-        return abs(float(sympy.log(abs(expr) + 1, 10))) if expr != 0 else 0.0
+        # From the binary exponent: `1e9999` carries 10^4 digits of precision, and its log would take ~80 ms.
+        _, mantissa, exponent, bits = expr._mpf_
+        return max(0.0, (exponent + bits) * math.log10(2)) if mantissa else 0.0
     args = [_log10_bound(a, count) for a in expr.args]
     if isinstance(expr, sympy.Pow):
         base, exponent = args
