@@ -20,8 +20,9 @@ Deviations and choices:
   in [-1, 1.5] (matching its logged score range). Set `w_fmt: 0.5` to reproduce the code.
 - L_max is `max_length`, in tokens; the recipe layer fills it from `generation.max_completion_length` (the official
   code hard-codes 3072 = its max response length). Lengths above L_max are clamped to x = 1.
-- An answer whose value is too large to compute (power towers, huge factorials) counts as a format error; the
-  official code would hang in SymPy until its timeout (see `sympy_guard`).
+- An answer whose value is too large to compute (power towers, huge factorials, `1e999999999`) counts as a format
+  error, and so does one naming a SymPy function outside the parser's whitelist (`doctest()`); the official code
+  would hang in SymPy until its timeout, or call the function (see `sympy_guard`).
 Checked: the properties of METHODS.md §2.5 and the paper's App. A.8 examples (tests/rewards); the paper's training
 results are not reproduced here.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 import warnings
 
 import pytest
@@ -89,6 +90,32 @@ def test_paper_valid_examples(completion):
 @pytest.mark.parametrize("completion", PAPER_INVALID)
 def test_paper_invalid_examples(completion):
     assert not format_ok("Reasoning... so the answer is " + completion + ".")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "1e999999999",
+        "1e-9999999",
+        "1e999999",
+        "1E+999999999",
+        "10^{999999999}",
+        "doctest()",
+        "pprint(x)",
+        "init_printing()",
+        "__import__('os')",
+        "x.__class__",
+        "1<<99999999999",
+    ],
+)
+def test_answers_that_hung_or_ran_code_are_format_errors(content, capsys):
+    # Each kept the old parse busy for seconds to minutes, or ran SymPy code (doctest() started SymPy's test suite).
+    completion = f"so \\boxed{{{content}}}"
+    start = time.perf_counter()
+    assert make_format()(completions=[completion]) == [0.0]
+    assert make_format_length(max_length=8)(completions=[completion], completion_ids=[[0] * 4]) == [0.0]
+    assert time.perf_counter() - start < 1.0
+    assert capsys.readouterr().out == ""
 
 
 def test_last_box_wins_and_think_block_is_skipped():
