@@ -11,7 +11,9 @@ so TRL skips that sample), with these differences:
 - Everything else runs under a per-completion deadline (`timeout_s`, default 0.09 s of CPU time) that works in
   any thread (`sympy_guard.time_limit`), instead of math-verify's `signal.alarm` timeouts, which TRL turns off
   outside the main thread. Answers whose value is too large to compute (`9^{9^{9^9}}`, `100000!`) score 0 before
-  math-verify sees them, because math-verify evaluates and would hang in C code no deadline can interrupt. A
+  math-verify sees them, because math-verify evaluates and would hang in C code no deadline can interrupt; so do
+  numbers in scientific notation with an exponent beyond `sympy_guard.MAX_DIGITS` (`1E+999999999`), which
+  math-verify's LaTeX grammar reads as one number and SymPy converts to binary in C (minutes). A
   correct answer whose verification needs longer than `timeout_s` scores 0, and so does one longer than 200
   characters or nested deeper than 6 brackets (math-verify's parser slows down ~25 ms per level of parentheses).
 
@@ -29,7 +31,7 @@ from typing import Any
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS, completion_text, last_boxed, parse_plain_number
 from rlsurrogate.rewards.loading import REWARDS
-from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, preload, safe_parse, time_limit
+from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, exponents_bounded, preload, safe_parse, time_limit
 
 __all__ = ["grade", "make_accuracy"]
 
@@ -103,6 +105,8 @@ def grade(answer: str | None, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -
         return float(number == gold_number)
     if not gold_parsed or len(answer) > _MAX_VERIFY_CHARS or _bracket_depth(answer) > _MAX_VERIFY_DEPTH:
         return 0.0
+    if not exponents_bounded(answer):
+        return 0.0  # math-verify would build `1E+999999999` in C, out of the deadline's reach
     parse, verify = _math_verify()
     preload()  # imports happen outside the deadline: an import cut short would leave broken modules behind
     try:

@@ -78,6 +78,37 @@ def test_adversarial_answers_score_zero_within_budget(accuracy, answer):
     assert time.thread_time() - cpu_start < 0.15 and time.perf_counter() - start < 2.0
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "1E+999999999",
+        "1E99999999",
+        "1.5E999999999",
+        r"1E\!99999999",
+        r"1{,}5E99999999",
+        r"x^{1E99999999}",
+        "1e999999999",
+        "1e-9999999",
+        "10^{999999999}",
+    ],
+)
+def test_huge_exponents_score_zero_before_math_verify_builds_them(accuracy, answer):
+    # math-verify's grammar reads `1E+999999999` as one number and SymPy converts it in C (minutes, no deadline).
+    start = time.perf_counter()
+    assert accuracy(completions=[f"\\boxed{{{answer}}}"], answer=["12"]) == [0.0]
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("answer", ["doctest()", "pprint(x)", "__import__('os')", "x.__class__", "init_printing()"])
+def test_code_in_answers_scores_zero_and_prints_nothing(accuracy, answer, capsys):
+    assert accuracy(completions=[f"\\boxed{{{answer}}}"], answer=["12"]) == [0.0]
+    assert capsys.readouterr().out == ""
+
+
+def test_ordinary_scientific_notation_is_still_graded(accuracy):
+    assert accuracy(completions=[r"\boxed{1.5E+3}"], answer=["1500"]) == [1.0]
+
+
 def test_grade_is_exact_for_plain_numbers():
     assert grade("1/3", "0.333") == 0.0  # exact comparison: no float rounding
     assert grade(r"\frac{2}{6}", "1/3") == 1.0
