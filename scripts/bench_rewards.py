@@ -5,8 +5,9 @@
 Realistic completions imitate a small model on the arithmetic task and MATH-style answers (boxed integers,
 fractions, expressions, intervals, equations, missing or unclosed boxes, reasoning of 10-3000 characters), with
 random numbers so that answers rarely repeat; the rewards' verdict caches are cleared before each measurement.
-The adversarial set holds answers that hang naive SymPy/math-verify (power towers, huge factorials and binomials),
-1 MB strings, deep nesting and many boxes, plus admissible answers that are merely slow to grade (six nested
+The adversarial set holds answers that hang naive SymPy/math-verify (power towers, huge factorials and binomials,
+literals with huge exponents such as `1e999999999`), names outside the parser's whitelist (`doctest()`), 1 MB
+strings, deep nesting and many boxes, plus admissible answers that are merely slow to grade (six nested
 parentheses, 100-term sums), which only the per-completion deadline bounds.
 `reward_share_of_step` is the time the CPU Format-Length recipe's rewards (format_length, accuracy, boxed_number;
 a superset of the quickstart's boxed_number + accuracy) take for one quickstart step of `--per-step` completions,
@@ -84,6 +85,13 @@ ADVERSARIAL = [
     "\\boxed{1}" * 100_000,
     "</think>" * 100_000 + "\\boxed{2}",
     "\\boxed{__import__('os').system('true')}",
+    "\\boxed{1e999999999}",
+    "\\boxed{1E+999999999}",
+    "\\boxed{1e-9999999}",
+    "\\boxed{doctest()}",
+    "\\boxed{pprint(x)}",
+    "\\boxed{1<<99999999999}",
+    "\\boxed{\\gcd(2^{999999999}, 3)}",
     # Slow but admissible: just inside the size and depth screens, so only the deadline bounds them.
     "\\boxed{((((((x+1))))))}",
     "\\boxed{" + "x+" * 99 + "x}",
