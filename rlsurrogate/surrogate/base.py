@@ -187,8 +187,8 @@ def check_int(name: str, value: object, minimum: int, rule: str = "") -> list[st
 
 def check_number(name: str, value: object, minimum: float, *, strict: bool = False, rule: str = "") -> list[str]:
     """`[]` if `value` is a finite real number >= `minimum` (> with `strict`), else one problem line."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < minimum or (strict and value == minimum):
+    x = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(x) or x < minimum or (strict and x == minimum):
         return [f"{name} = {_short(value)}: must be a finite number {'>' if strict else '>='} {minimum}{rule}."]
     return []
 
@@ -343,7 +343,7 @@ class SurrogateOptimizer(ABC):
         if not isinstance(state, dict):
             raise ConfigError(f"state is a {type(state).__name__}, not a dict from {name}.state_dict().")
         fmt = state.get("format", 0)
-        if check_int("format", fmt, 0) or fmt > _STATE_FORMAT:
+        if type(fmt) is not int or not 0 <= fmt <= _STATE_FORMAT:
             raise ConfigError(
                 f"state format {_short(fmt)}: this rlsurrogate reads formats 0-{_STATE_FORMAT}; upgrade it."
             )
@@ -397,7 +397,7 @@ def _flag_problems(name: str, value: object) -> list[str]:
 
 
 def _seed_problems(name: str, value: object) -> list[str]:
-    ok = _is_real(value) and isinstance(value, numbers.Integral) and abs(value) < _MAX_ABS_SEED
+    ok = _is_real(value) and isinstance(value, numbers.Integral) and abs(int(value)) < _MAX_ABS_SEED
     return [] if ok else [f"{name} = {_short(value)}: must be an int with |seed| < 2**32."]
 
 
@@ -440,9 +440,9 @@ def _points(space: SearchSpace, X: object, what: str) -> Tensor:
             f"{float(hi[j])}]; tell only points inside the search space (or widen it)."
         )
     for j, dim in enumerate(space.dims):
-        rows = ((T[:, j] - T[:, j].round()).abs() > _WHOLE_ATOL).nonzero() if dim.kind != "continuous" else []
-        if len(rows):
-            i = int(rows[0])
+        fractional = (T[:, j] - T[:, j].round()).abs() > _WHOLE_ATOL  # n
+        if dim.kind != "continuous" and fractional.any():
+            i = int(fractional.nonzero()[0])
             raise ConfigError(f"{what}[{i}, {j}] = {float(T[i, j])}: {dim.kind} dim {dim.name} takes whole numbers.")
     return T
 
@@ -506,8 +506,8 @@ def _read_state(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL (\S+)", str(err))
-        what = f" ({found.group(1)})" if found else ""
+        match = re.search(r"GLOBAL (\S+)", str(err))
+        what = f" ({match.group(1)})" if match else ""
         raise ConfigError(
             f"load({path}): refused: the file holds a Python object{what} other than tensors and plain values, and "
             "unpickling it could run code. Only states written by save() load; if you trust the file, torch.load it "
