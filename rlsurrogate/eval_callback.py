@@ -104,8 +104,10 @@ class HeldOutEvaluation(TrainerCallback):
 
     def summary(self) -> dict[str, Any]:
         """The figures the run's summary reports: guard, best checkpoint, number of evaluations."""
+        walls = [h["wall_s"] for h in self.history if h.get("wall_s") is not None]
         return {
             "evaluations": len(self.history),
+            "mean_eval_wall_s": sum(walls) / len(walls) if walls else None,
             "gold_metrics": self.rewards.gold_names,
             "guard_fired_at_step": self.guard_fired_at_step,
             "best_checkpoint": self.best,
@@ -139,7 +141,8 @@ class HeldOutEvaluation(TrainerCallback):
             self.config.guard_min_rise,
             self.max_new_tokens,
         )
-        self.history.append({"step": step, "metrics": metrics, "guard": verdict.metrics, "result": result})
+        record = {"step": step, "metrics": metrics, "guard": verdict.metrics, "wall_s": result["wall_s"]}
+        self.history.append({**record, "result": result})
         logs = {f"eval/{k}": v for k, v in metrics.items() if v is not None} | verdict.metrics
         logs["eval/wall_s"] = result["wall_s"]
         _log(self.trainer, logs)
@@ -147,7 +150,7 @@ class HeldOutEvaluation(TrainerCallback):
             _print_eval(title, result)
             self.out.mkdir(parents=True, exist_ok=True)
             with (self.out / "evaluations.jsonl").open("a") as f:
-                f.write(json.dumps({"step": step, "metrics": metrics, "guard": verdict.metrics}) + "\n")
+                f.write(json.dumps(record) + "\n")
         if verdict.fired and self.guard_fired_at_step is None:
             self.guard_fired_at_step = step
             if self._is_main:
