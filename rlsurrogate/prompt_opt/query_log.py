@@ -112,10 +112,15 @@ class QueryLog:
         self._fresh_line = True  # the file ends with a newline (or is empty): the next record starts a line
         if self.path.is_dir():
             raise ConfigError(f"query log {self.path} is a directory: pass a run directory as --output-dir.")
-        if self.path.exists() and self.path.stat().st_size > 0 and not resume:
+        existing = self.path.exists() and self.path.stat().st_size > 0
+        if existing and not resume:
             raise ConfigError(
                 f"query log {self.path} already exists: pass --resume to continue that run without repeating "
                 "its queries, or choose another --output-dir."
+            )
+        if resume and not existing:  # likely a mistyped --output-dir: every call would be paid for again
+            warnings.warn(
+                f"--resume: no query log at {self.path} (missing or empty); starting a new run.", stacklevel=2
             )
         self._fd: int | None = _open_locked(self.path)
         try:
@@ -223,9 +228,9 @@ class QueryLog:
         self._fresh_line = not tail
         if notes:
             shown = "; ".join(notes[:_MAX_NOTES]) + ("; ..." if len(notes) > _MAX_NOTES else "")
+            skipped = f"{len(self.skipped)} unusable line(s) skipped and left in the file, every other record"
             warnings.warn(
-                f"query log {self.path}: {len(self.skipped)} unusable line(s) skipped and left in the file, every "
-                f"other record replayed ({shown})",
+                f"query log {self.path}: {skipped if self.skipped else 'every record'} replayed ({shown})",
                 stacklevel=3,
             )
 
@@ -266,7 +271,8 @@ def _parse(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     except (ValueError, RecursionError):
         return None, "not JSON (unreadable or nested too deeply)"
     if not isinstance(record, dict):
-        return None, f"a JSON {type(record).__name__}, not a record"
+        kind = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(record))
+        return None, f"a JSON {kind or 'null'}, not a record"
     fields = _FIELDS.get(record.get("type"))  # type: ignore[arg-type]
     if fields is None:
         return None, f"unknown record type {str(record.get('type'))[:20]!r}"

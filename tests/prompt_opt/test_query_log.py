@@ -164,6 +164,11 @@ def test_a_second_run_on_the_same_log_is_refused(tmp_path):
         assert set(log.calls) == {"a"}
 
 
+def test_resume_without_a_log_warns(tmp_path):
+    with pytest.warns(UserWarning, match="--resume: no query log at"):  # a mistyped --output-dir pays again
+        QueryLog(tmp_path / "typo" / "q.jsonl", resume=True).close()
+
+
 def test_a_directory_is_not_a_log(tmp_path):
     with pytest.raises(ConfigError, match="is a directory"):
         QueryLog(tmp_path, resume=True)
