@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -76,8 +77,53 @@ _RecipeLoader.add_implicit_resolver(
 )
 
 
+# Rows a built-in task may generate for one recipe (1e9 would take hours and all memory).
+MAX_TASK_ROWS = 1_000_000
+# A recipe is a few KB; these bounds stop "billion laughs" alias bombs and deep nesting before they cost memory.
+MAX_RECIPE_BYTES = 1_000_000
+_MAX_YAML_NODES = 100_000  # nodes after expanding every alias
+_MAX_YAML_DEPTH = 64
+
+
 def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
+    """Parses YAML 1.2 scalars with size, alias-expansion and depth limits; raises yaml.YAMLError past them."""
+    loader = _RecipeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_size(node)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise yaml.YAMLError(f"nested deeper than {_MAX_YAML_DEPTH} levels") from None
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root: yaml.Node) -> None:
+    """Counts the nodes of the document with every alias expanded (memoised: the composed graph shares them)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > _MAX_YAML_DEPTH:
+            raise yaml.YAMLError(f"nested deeper than {_MAX_YAML_DEPTH} levels")
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item, depth + 1) for item in node.value)
+        else:
+            total = 1
+        if total > _MAX_YAML_NODES:
+            raise yaml.YAMLError(
+                f"expands to more than {_MAX_YAML_NODES:,} values (aliases repeat what they point to); "
+                "a recipe needs a few dozen"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
 
 
 # GRPOConfig fields the recipe sets elsewhere; naming them under `training` would be ambiguous.
@@ -142,6 +188,10 @@ class RewardSpec:
     name: str = field(metadata={"help": 'Registry name, "pkg.module:fn" or "path/file.py:fn".'})
     weight: float = field(default=1.0, metadata={"help": "Weight in the summed reward (TRL reward_weights)."})
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "Arguments of the reward's factory."})
+    timeout_s: float | None = field(
+        default=None,
+        metadata={"help": "Seconds one call may take before the run stops with an error naming it (null: no limit)."},
+    )
     gold: bool | None = field(
         default=None,
         metadata={
@@ -257,8 +307,18 @@ def load_recipe(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path}: no such file.")
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise ConfigError(
+            f"recipe {path}: {size:,} bytes; a recipe is a short YAML file (at most {MAX_RECIPE_BYTES:,})."
+        )
     try:
-        raw = _yaml_load(path.read_text()) or {}
+        raw = _yaml_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"recipe {path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "save it as UTF-8."
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"recipe {path}: not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
@@ -278,23 +338,34 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not sep or not key:
             problems.append(f"--set {item!r}: expected section.key=value, e.g. training.max_steps=10.")
             continue
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if part.isdigit() and isinstance(node, list) and int(part) < len(node):
-                node = node[int(part)]
-                continue
-            node = node.setdefault(part, {}) if isinstance(node, dict) else None
-            if node is None:
-                break
-        if not isinstance(node, dict | list):
-            problems.append(f"--set {item!r}: {key} does not name a field.")
+        try:
+            parsed = _yaml_load(value) if value else None
+        except yaml.YAMLError as err:
+            problems.append(f"--set {item!r}: the value is not valid YAML ({' '.join(str(err).split())}).")
             continue
-        parsed = _yaml_load(value) if value else None
-        if isinstance(node, list):
-            node[int(parts[-1])] = parsed
-        else:
-            node[parts[-1]] = parsed
+        node: Any = raw
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not (part.isdigit() and int(part) < len(node)):
+                    where, top = ".".join(parts[:depth]) or "the recipe", len(node) - 1
+                    problems.append(f"--set {item!r}: {where} is a list of {len(node)}; {part!r} is not in 0-{top}.")
+                    break
+                if last:
+                    node[int(part)] = parsed
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = parsed
+                else:
+                    if node.get(part) is None:  # `section:` with nothing under it
+                        node[part] = {}
+                    node = node[part]
+            else:
+                problems.append(f"--set {item!r}: {'.'.join(parts[:depth])} is a value, not a section.")
+                break
     if problems:
         raise ConfigError(problems)
     return raw
@@ -354,7 +425,7 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
         eval=built["eval"] or EvalConfig(),
         diagnostics=built["diagnostics"] or DiagnosticsConfig(),
         optimizer=built["optimizer"] or OptimizerSpec(),
-        output_dir=str(raw.get("output_dir", "outputs/run")),
+        output_dir=raw.get("output_dir", "outputs/run"),
         source=source,
     )
     problems += _check_semantics(recipe, num_processes or _world_size(), broken)
@@ -500,17 +571,58 @@ def _check_training(training: dict[str, Any]) -> list[str]:
 
 def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> list[str]:
     """Checks that need well-typed sections; sections in `broken` already have their problems listed."""
-    from rlsurrogate import models, rewards, tasks
+    from rlsurrogate import models, rewards
 
-    problems = [] if "model" in broken else models.check_model_name(recipe.model.name)
-    if recipe.model.dtype not in ("float32", "bfloat16", "float16", "auto"):
-        problems.append(f'model.dtype = "{recipe.model.dtype}": must be float32, bfloat16, float16 or auto.')
-    if recipe.model.lora is not None and recipe.model.lora.r < 1:
-        problems.append(f"model.lora.r = {recipe.model.lora.r}: must be >= 1; 8-64 is typical.")
+    problems = []
+    if "model" not in broken:
+        problems += models.check_model_name(recipe.model.name)
+        if recipe.model.dtype not in ("float32", "bfloat16", "float16", "auto"):
+            problems.append(f'model.dtype = "{recipe.model.dtype}": must be float32, bfloat16, float16 or auto.')
+        if recipe.model.lora is not None:
+            _in_range(problems, "model.lora.r", recipe.model.lora.r, 1, 65_536, "8-64 is typical")
+            _in_range(problems, "model.lora.dropout", recipe.model.lora.dropout, 0, 1)
+    if "data" not in broken:
+        problems += _check_data(recipe.data)
+    for i, spec in enumerate(recipe.rewards):
+        _in_range(problems, f"rewards[{i}].weight", spec.weight, -1e6, 1e6, "weights are finite; 0 logs only")
+        _in_range(problems, f"rewards[{i}].timeout_s", spec.timeout_s, 1e-3, 86_400, "null: no limit")
+        params = reward_params(recipe, spec)
+        problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
+    if "objective" not in broken:
+        problems += _check_objective(recipe)
+    if "eval" not in broken:
+        problems += _check_eval(recipe.eval)
+    if "diagnostics" not in broken:
+        _in_range(problems, "diagnostics.flat_threshold", recipe.diagnostics.flat_threshold, 1e-9, 1)
+        _in_range(problems, "diagnostics.flat_steps", recipe.diagnostics.flat_steps, 1, 1e9)
+    if "optimizer" not in broken:
+        problems += _check_optimizer(recipe.optimizer)
+    if not isinstance(recipe.output_dir, str) or not recipe.output_dir.strip():
+        problems.append(f"output_dir = {recipe.output_dir!r}: must be a directory path, e.g. outputs/my_run.")
+    training_problems = _check_training(recipe.training)
+    problems += training_problems
+    if "generation" in broken:
+        return problems
+    generation_problems = _check_generation(recipe.generation)
+    problems += generation_problems
+    if not training_problems and not generation_problems:
+        problems += _check_batch(recipe, num_processes)
+    return problems
 
-    data = recipe.data
-    if "data" in broken:
-        data = DataConfig(task="arithmetic")  # placeholder: its problems are listed already
+
+def _in_range(problems: list[str], where: str, value: Any, low: float, high: float, hint: str = "") -> None:
+    """Appends a problem unless `low <= value <= high` (NaN and inf never are)."""
+    if value is None:
+        return
+    if not (isinstance(value, int | float) and math.isfinite(value) and low <= value <= high):
+        bounds = f"in [{low:g}, {high:g}]" if high < 1e9 else f">= {low:g}"
+        problems.append(f"{where} = {value!r}: must be {bounds}{'; ' + hint if hint else ''}.")
+
+
+def _check_data(data: DataConfig) -> list[str]:
+    from rlsurrogate import tasks
+
+    problems = []
     sources = [s for s in ("task", "path", "hf_dataset") if getattr(data, s)]
     if len(sources) != 1:
         problems.append(f"data: set exactly one of task, path, hf_dataset (got {', '.join(sources) or 'none'}).")
@@ -521,80 +633,52 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         )
     if data.path and not Path(data.path).is_file():
         problems.append(f'data.path = "{data.path}": no such file (paths are relative to the working directory).')
-    if data.num_train is not None and data.num_train < 1:
-        problems.append(f"data.num_train = {data.num_train}: must be >= 1 (or null for the whole split).")
-    if data.num_eval < 0:
-        problems.append(f"data.num_eval = {data.num_eval}: must be >= 0.")
-
-    for i, spec in enumerate(recipe.rewards):
-        params = reward_params(recipe, spec)
-        problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
-
-    if "objective" not in broken:
-        problems += _check_objective(recipe)
-
-    if "eval" not in broken:
-        problems += _check_eval(recipe.eval)
-    if "diagnostics" not in broken and not 0 < recipe.diagnostics.flat_threshold <= 1:
-        problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
-    if "optimizer" not in broken:
-        problems += _check_optimizer(recipe.optimizer)
-    training_problems = _check_training(recipe.training)
-    problems += training_problems
-    if "generation" in broken:
-        return problems
-    gen = recipe.generation
-    generation_problems = []
-    if gen.num_generations < 2:
-        generation_problems.append(
-            f"generation.num_generations = {gen.num_generations}: must be >= 2 (group baselines need two)."
-        )
-    if gen.max_completion_length < 1:
-        generation_problems.append(f"generation.max_completion_length = {gen.max_completion_length}: must be >= 1.")
-    if gen.temperature <= 0:
-        generation_problems.append(
-            f"generation.temperature = {gen.temperature}: must be > 0 (GRPO samples; 0.6-1.0 is typical)."
-        )
-    if not 0 < gen.top_p <= 1:
-        generation_problems.append(f"generation.top_p = {gen.top_p}: must be in (0, 1].")
-    if gen.vllm_mode not in ("colocate", "server"):
-        generation_problems.append(f'generation.vllm_mode = "{gen.vllm_mode}": must be "colocate" or "server".')
-    problems += generation_problems
-    if not training_problems and not generation_problems:
-        problems += _check_batch(recipe, num_processes)
+    # A built-in task generates its rows: bound what one recipe can ask it to build.
+    most = MAX_TASK_ROWS if data.task else 1e18
+    _in_range(problems, "data.num_train", data.num_train, 1, most, "null takes the whole split")
+    _in_range(problems, "data.num_eval", data.num_eval, 0, most)
+    if data.template is not None:
+        problems += _check_template(data.template)
     return problems
-    if gen.num_generations < 2:
-        problems.append(
-            f"generation.num_generations = {gen.num_generations}: must be >= 2 (group baselines need two)."
-        )
-    if gen.max_completion_length < 1:
-        problems.append(f"generation.max_completion_length = {gen.max_completion_length}: must be >= 1.")
-    if gen.temperature <= 0:
-        problems.append(f"generation.temperature = {gen.temperature}: must be > 0 (GRPO samples; 0.6-1.0 is typical).")
-    if not 0 < gen.top_p <= 1:
-        problems.append(f"generation.top_p = {gen.top_p}: must be in (0, 1].")
+
+
+def _check_template(template: str) -> list[str]:
+    import string
+
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        return [
+            f"data.template = {template!r}: not a valid template ({err}); columns go in braces, "
+            'e.g. "{question} Put the final answer in \\\\boxed{{}}." (a literal brace is doubled).'
+        ]
+    bad = [name for name in fields if not name or not name.split(".")[0].split("[")[0].isidentifier()]
+    if bad:
+        return [f"data.template = {template!r}: {{{bad[0]}}} does not name a column; use {{column_name}}."]
+    return []
+
+
+def _check_generation(gen: GenerationConfig) -> list[str]:
+    problems: list[str] = []
+    _in_range(problems, "generation.num_generations", gen.num_generations, 2, 4096, "group baselines need two")
+    _in_range(problems, "generation.max_completion_length", gen.max_completion_length, 1, 1_048_576)
+    if not (math.isfinite(gen.temperature) and gen.temperature > 0):
+        problems.append(f"generation.temperature = {gen.temperature}: must be > 0 and finite (0.6-1.0 is typical).")
+    _in_range(problems, "generation.top_p", gen.top_p, 1e-9, 1)
+    _in_range(problems, "generation.top_k", gen.top_k, 0, 1e9, "0 disables it")
     if gen.vllm_mode not in ("colocate", "server"):
         problems.append(f'generation.vllm_mode = "{gen.vllm_mode}": must be "colocate" or "server".')
-
-    if not problems:
-        problems += _check_batch(recipe, num_processes)
-    if recipe.eval.batch_size < 1:
-        problems.append(f"eval.batch_size = {recipe.eval.batch_size}: must be >= 1.")
-    if not 0 < recipe.diagnostics.flat_threshold <= 1:
-        problems.append(f"diagnostics.flat_threshold = {recipe.diagnostics.flat_threshold}: must be in (0, 1].")
     return problems
 
 
 def _check_eval(config: EvalConfig) -> list[str]:
-    problems = []
-    if config.batch_size < 1:
-        problems.append(f"eval.batch_size = {config.batch_size}: must be >= 1.")
-    if config.every_steps < 0:
-        problems.append(f"eval.every_steps = {config.every_steps}: must be >= 0 (0 evaluates before and after only).")
-    if config.guard_window < 2:
-        problems.append(f"eval.guard_window = {config.guard_window}: must be >= 2 (it compares two evaluations).")
-    if not 0 < config.guard_min_rise <= 1:
-        problems.append(f"eval.guard_min_rise = {config.guard_min_rise}: must be in (0, 1]; 0.2 is the default.")
+    problems: list[str] = []
+    _in_range(problems, "eval.num_prompts", config.num_prompts, 1, MAX_TASK_ROWS, "null takes data.num_eval")
+    _in_range(problems, "eval.max_new_tokens", config.max_new_tokens, 1, 1_048_576)
+    _in_range(problems, "eval.batch_size", config.batch_size, 1, 65_536)
+    _in_range(problems, "eval.every_steps", config.every_steps, 0, 1e9, "0 evaluates before and after only")
+    _in_range(problems, "eval.guard_window", config.guard_window, 2, 10_000, "it compares two evaluations")
+    _in_range(problems, "eval.guard_min_rise", config.guard_min_rise, 1e-9, 1, "0.2 is the default")
     return problems
 
 
@@ -632,13 +716,25 @@ def _check_optimizer(spec: OptimizerSpec) -> list[str]:
             else ["optimizer.params: adamw takes its settings from training (optim, adam_beta1, ...)."]
         )
     module, _, attr = TRAINER_OPTIMIZERS[spec.name].partition(":")
-    accepted = set(inspect.signature(getattr(importlib.import_module(module), attr)).parameters) - {"params", "lr"}
-    return [
+    optimizer_cls = getattr(importlib.import_module(module), attr)
+    accepted = set(inspect.signature(optimizer_cls).parameters) - {"params", "lr"}
+    problems = [
         f"optimizer.params.{key}: not an argument of {spec.name}.{did_you_mean(key, sorted(accepted))} "
         f"Valid: {', '.join(sorted(accepted))} (lr comes from training.learning_rate)."
         for key in spec.params
         if key not in accepted
     ]
+    if problems:
+        return problems
+    import torch
+
+    try:  # the optimizer checks its own arguments; build it once on a dummy parameter
+        optimizer_cls([torch.zeros(1, requires_grad=True)], **spec.params)
+    except ConfigError as err:
+        return [f"optimizer.params: {p}" for p in err.problems]
+    except (TypeError, ValueError) as err:
+        return [f"optimizer.params: {spec.name} refused them: {err}"]
+    return []
 
 
 def reward_params(recipe: Recipe, spec: RewardSpec) -> dict[str, Any]:
@@ -656,8 +752,14 @@ def reward_params(recipe: Recipe, spec: RewardSpec) -> dict[str, Any]:
 def _check_batch(recipe: Recipe, num_processes: int) -> list[str]:
     problems = []
     lr = recipe.training_value("learning_rate")
-    if lr is not None and not lr > 0:
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
         problems.append(f"training.learning_rate = {lr}: must be > 0; 1e-6 (paper scale) to 5e-5 (small models).")
+    max_steps = recipe.training_value("max_steps")
+    if max_steps is not None and max_steps != -1:
+        _in_range(problems, "training.max_steps", max_steps, 1, 1e9, "-1 trains for num_train_epochs")
+    epochs = recipe.training_value("num_train_epochs")
+    if max_steps == -1 and epochs is not None:
+        _in_range(problems, "training.num_train_epochs", epochs, 1e-9, 1e6)
     per_device = recipe.training_value("per_device_train_batch_size")
     accumulation = recipe.training_value("gradient_accumulation_steps")
     for key, value in (("per_device_train_batch_size", per_device), ("gradient_accumulation_steps", accumulation)):

@@ -48,6 +48,8 @@ def _finish(rows: list[dict[str, Any]], data: DataConfig) -> list[dict[str, Any]
                 raise ConfigError(
                     f"data.template uses {{{err.args[0]}}}, but row {i} has no such column; columns: {sorted(row)}."
                 ) from None
+            except (ValueError, IndexError, AttributeError) as err:
+                raise ConfigError(f"data.template = {data.template!r} cannot format row {i}: {err}.") from None
             row["prompt"] = text
         if "prompt" not in row:
             raise ConfigError(
@@ -66,8 +68,14 @@ def _finish(rows: list[dict[str, Any]], data: DataConfig) -> list[dict[str, Any]
 
 def _read_jsonl(path: str) -> list[dict[str, Any]]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ConfigError(
+                    f"data.path {path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8."
+                ) from None
             if not line.strip():
                 continue
             try:

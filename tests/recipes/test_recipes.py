@@ -84,8 +84,26 @@ def test_good_recipe_builds_typed_sections():
             "training.eval_steps = 5 and eval.every_steps = 3 disagree",
         ),
         ({"eval__every_steps": -1}, "eval.every_steps = -1: must be >= 0"),
-        ({"eval__guard_window": 1}, "eval.guard_window = 1: must be >= 2"),
-        ({"eval__guard_min_rise": float("nan")}, "eval.guard_min_rise = nan: must be in (0, 1]"),
+        ({"generation__temperature": float("nan")}, "generation.temperature = nan: must be > 0 and finite"),
+        ({"generation__temperature": float("inf")}, "generation.temperature = inf: must be > 0 and finite"),
+        ({"generation__top_k": -1}, "generation.top_k = -1: must be >= 0"),
+        ({"rewards": [{"name": "format_length", "weight": float("nan")}]}, "rewards[0].weight = nan: must be in"),
+        ({"rewards": [{"name": "format_length", "weight": float("inf")}]}, "rewards[0].weight = inf: must be in"),
+        ({"rewards": [{"name": "format_length", "timeout_s": -1.0}]}, "rewards[0].timeout_s = -1.0: must be in"),
+        ({"training__max_steps": 0}, "training.max_steps = 0: must be >= 1; -1 trains for num_train_epochs"),
+        ({"training__max_steps": -5}, "training.max_steps = -5: must be >= 1"),
+        ({"training__learning_rate": float("nan")}, "training.learning_rate = nan: must be > 0"),
+        ({"eval__num_prompts": -3}, "eval.num_prompts = -3: must be in [1, 1e+06]"),
+        ({"eval__max_new_tokens": -1}, "eval.max_new_tokens = -1: must be in"),
+        ({"diagnostics__flat_steps": -2}, "diagnostics.flat_steps = -2: must be >= 1"),
+        ({"data__num_train": 1_000_000_000}, "data.num_train = 1000000000: must be in [1, 1e+06]"),
+        ({"data__template": "{question"}, "data.template = '{question': not a valid template"),
+        ({"data__template": "{} + {0}"}, "does not name a column"),
+        ({"optimizer__name": "adam_cm", "optimizer__params": {"buffer_size": -3}}, "optimizer.params: "),
+        ({"output_dir": None}, "output_dir = None: must be a directory path"),
+        ({"output_dir": ""}, "output_dir = '': must be a directory path"),
+        ({"eval__guard_window": 1}, "eval.guard_window = 1: must be in [2, 10000]"),
+        ({"eval__guard_min_rise": float("nan")}, "eval.guard_min_rise = nan: must be in [1e-09, 1]"),
     ],
 )
 def test_each_bad_recipe_gives_its_one_line_error(changes, expected):
@@ -94,6 +112,66 @@ def test_each_bad_recipe_gives_its_one_line_error(changes, expected):
     lines = info.value.problems
     assert any(expected in line for line in lines), lines
     assert all("\n" not in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        # 9 levels of 9 aliases: 387M values if expanded
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, n in zip("abcdefgh", "bcdefghi")
+            ),
+            "expands to more than 100,000 values",
+        ),
+        ("model: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64 levels"),
+    ],
+    ids=["alias_bomb", "deep_nesting"],
+)
+def test_hostile_yaml_is_refused_in_one_short_line(tmp_path, text, fragment):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message and len(message) < 600
+
+
+def test_non_utf8_and_huge_recipes_are_refused(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("model: {name: caf\xe9}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset 17\)"):
+        load_recipe(path)
+    path.write_text("# " + "x" * 2_000_000)
+    with pytest.raises(ConfigError, match="2,000,002 bytes"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("training.max_steps=[1, 2", "the value is not valid YAML"),
+        ("rewards.5.weight=1", "rewards is a list of 1; '5' is not in 0-0"),
+        ("rewards.x.weight=1", "rewards is a list of 1; 'x' is not in 0-0"),
+        ("training.max_steps.x=1", "training.max_steps is a value, not a section"),
+    ],
+)
+def test_bad_overrides_get_one_line(tmp_path, override, fragment):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, "training": {"max_steps": 1}}))
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path, overrides=[override])
+    assert any(fragment in line for line in info.value.problems), info.value.problems
+
+
+def test_problem_lines_are_cut_to_a_readable_length():
+    raw = _with(generation__vllm_mode="x" * 100_000)
+    with pytest.raises(ConfigError) as info:
+        recipe_from_dict(raw)
+    line = next(p for p in info.value.problems if p.startswith("generation.vllm_mode"))
+    assert len(line) <= 500 and line.endswith("more characters)")
 
 
 def test_trl_eval_strategy_steps_maps_onto_every_steps():
