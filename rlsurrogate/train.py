@@ -83,8 +83,8 @@ def build_grpo_config(recipe: Recipe, objective: Any, reward_weights: list[float
 def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
     """Runs one recipe end to end; returns the summary on the main process (None on the others)."""
     from datasets import Dataset
-    from transformers.trainer_utils import get_last_checkpoint
 
+    from rlsurrogate.checkpoints import newest_intact_checkpoint
     from rlsurrogate.eval_callback import HeldOutEvaluation
     from rlsurrogate.evaluation import process_state
     from rlsurrogate.models import load_model
@@ -104,11 +104,14 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
     with state.main_process_first():  # the first load of an embedded model converts it; do that once
         model, tokenizer = load_model(recipe.model.name, recipe.model.dtype)
 
-    checkpoint = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if resume and checkpoint is None and state.is_main_process:
-        print(f"--resume: no checkpoint in {out}; starting from step 0.")
-    elif checkpoint and not resume and state.is_main_process:
-        print(f"note: {out} has {Path(checkpoint).name}; pass --resume to continue from it instead of restarting.")
+    checkpoint, broken = newest_intact_checkpoint(out)
+    if state.is_main_process:
+        for path, problem in broken if resume else []:
+            print(f"warning: {path} is broken ({problem}); skipping it.")
+        if resume and checkpoint is None:
+            print(f"--resume: no intact checkpoint in {out}; starting from step 0.")
+        elif checkpoint and not resume:
+            print(f"note: {out} has {checkpoint.name}; pass --resume to continue from it instead of restarting.")
 
     trainer = RLTrainer(
         model=model,
@@ -119,6 +122,7 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
         peft_config=_peft_config(recipe),
         objective=objective,
         score_listeners=_score_listeners(recipe),
+        reward_timeouts=[spec.timeout_s for spec in recipe.rewards],
     )
     trainer.optimizer_cls_and_kwargs = _optimizer_cls_and_kwargs(recipe, config)
     evaluation = HeldOutEvaluation(
@@ -135,7 +139,7 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
         if eval_rows and not evaluation.rewards.gold_names:
             print("note: no gold reward (mark one with `gold: true`, e.g. accuracy): the reward-hacking guard is off.")
     trainer.dry_run_rewards(train_rows[0])
-    resume_from = checkpoint if resume and checkpoint else None
+    resume_from = str(checkpoint) if resume and checkpoint else None
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(out / "final"))
     state.wait_for_everyone()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ class RLTrainer(GRPOTrainer):
     Args:
         objective: the objective (from `rlsurrogate.objectives.build_objective`).
         score_listeners: callables `(trainer, scored)` run after each scoring (e.g. the reward-variance monitor).
+        reward_timeouts: seconds each callable reward may take per call (None: no limit), in `reward_funcs` order.
         *args, **kwargs: as for `trl.GRPOTrainer`; callable `reward_funcs` are wrapped in `GuardedReward`.
 
     Example:
@@ -49,14 +51,16 @@ class RLTrainer(GRPOTrainer):
         objective: Objective,
         score_listeners: Sequence[ScoreListener] = (),
         reward_funcs: Any = None,
+        reward_timeouts: Sequence[float | None] = (),
         **kwargs: Any,
     ):
         self.objective = objective
         self.score_listeners = list(score_listeners)
         self.last_scored: ScoredBatch | None = None
         self._rewards_per_func: torch.Tensor | None = None
-        funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
-        guarded = [guard_reward(f) for f in funcs if f is not None]
+        funcs = [f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]) if f is not None]
+        timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
+        guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
         super().__init__(*args, reward_funcs=guarded, **kwargs)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -122,13 +126,14 @@ class RLTrainer(GRPOTrainer):
 class GuardedReward:
     """Wraps a reward callable: same `__name__` (so TRL's metric keys do not change), checked output.
 
-    A reward that raises, returns the wrong number of values, a non-number, NaN or inf raises `RewardError` naming
-    the reward, the sample index, and the start of its prompt and completion. `None` stays allowed (TRL: "not
-    applicable"). Picklable as long as the wrapped reward is.
+    A reward that raises (or calls `sys.exit`), exceeds `timeout_s`, returns the wrong number of values, a
+    non-number, NaN or inf raises `RewardError` naming the reward, the sample index, and the start of its prompt and
+    completion. `None` stays allowed (TRL: "not applicable"). Picklable as long as the wrapped reward is.
     """
 
-    def __init__(self, func: Callable[..., list[float | None]]):
+    def __init__(self, func: Callable[..., list[float | None]], timeout_s: float | None = None):
         self.func = func
+        self.timeout_s = timeout_s
         self.__name__ = getattr(func, "__name__", type(func).__name__)
         self.version = getattr(func, "version", None)
 
@@ -137,20 +142,29 @@ class GuardedReward:
 
     def call_once(self, prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
         """One checked call, also for async rewards (run to completion here, e.g. for the dry run)."""
+        kwargs = dict(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
         try:
-            values = self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
+            values = _call_with_deadline(self.func, kwargs, self.timeout_s)
             if inspect.isawaitable(values):
-                values = asyncio.run(_await(values))
+                values = asyncio.run(_await(values, self.timeout_s))
         except RewardError:
             raise
-        except Exception as err:
+        except _DeadlineExceeded:
+            raise self._timeout(completions) from None
+        except (Exception, SystemExit) as err:
             raise self._error(err, prompts, completions) from err
         return self._checked(values, prompts, completions)
 
-    def _error(self, err: Exception, prompts: list, completions: list) -> RewardError:
+    def _error(self, err: BaseException, prompts: list, completions: list) -> RewardError:
         return RewardError(
             f"reward {self.__name__} raised {type(err).__name__}: {err} "
             f"(first prompt: {_preview(prompts[0])!r}, completion: {_preview(completions[0])!r})"
+        )
+
+    def _timeout(self, completions: list) -> RewardError:
+        return RewardError(
+            f"reward {self.__name__} did not return within timeout_s = {self.timeout_s} s for {len(completions)} "
+            "completions; make it faster, or raise rewards[i].timeout_s in the recipe."
         )
 
     def _checked(self, values: Any, prompts: list, completions: list) -> list[float | None]:
@@ -163,21 +177,61 @@ class _AsyncGuardedReward(GuardedReward):
 
     async def __call__(self, prompts, completions, completion_ids=None, **kwargs):
         try:
-            values = await self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
-        except Exception as err:
+            values = await _await(
+                self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs),
+                self.timeout_s,
+            )
+        except _DeadlineExceeded:
+            raise self._timeout(completions) from None
+        except (Exception, SystemExit) as err:
             raise self._error(err, prompts, completions) from err
         return self._checked(values, prompts, completions)
 
 
-def guard_reward(func: Any) -> Any:
+def guard_reward(func: Any, timeout_s: float | None = None) -> Any:
     """Wraps plain and async reward callables; leaves reward models (nn.Module) and hub ids (str) alone."""
     if isinstance(func, str | torch.nn.Module | GuardedReward):
         return func
-    return _AsyncGuardedReward(func) if is_async_callable(func) else GuardedReward(func)
+    return _AsyncGuardedReward(func, timeout_s) if is_async_callable(func) else GuardedReward(func, timeout_s)
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+def _call_with_deadline(func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float | None) -> Any:
+    """`func(**kwargs)`, or `_DeadlineExceeded` after `timeout_s` seconds. The call runs in a daemon thread that is
+    abandoned on timeout (a thread cannot be killed), so a reward that never returns cannot block the run."""
+    if not timeout_s:
+        return func(**kwargs)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = func(**kwargs)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=target, name="reward-call", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise _DeadlineExceeded
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class _DeadlineExceeded(Exception):
+    """A reward call outlived its `timeout_s` (distinct from a TimeoutError the reward raises itself)."""
+
+
+async def _await(awaitable: Any, timeout_s: float | None = None) -> Any:
+    if not timeout_s:
+        return await awaitable
+    try:
+        async with asyncio.timeout(timeout_s) as deadline:
+            return await awaitable
+    except TimeoutError:
+        if deadline.expired():
+            raise _DeadlineExceeded from None
+        raise
 
 
 def _preview(value: Any, width: int = 60) -> str:

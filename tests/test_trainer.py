@@ -191,3 +191,37 @@ def test_async_rewards_are_guarded_and_dry_run():
         asyncio.run(guarded(prompts=["p"], completions=["c"], completion_ids=[[1]]))
     with pytest.raises(RewardError, match="returned nan"):  # the dry run's synchronous path
         guarded.call_once(prompts=["p"], completions=["c"], completion_ids=[[1]])
+
+
+def test_reward_timeout_sys_exit_and_own_timeout_errors():
+    import asyncio
+    import time
+
+    from rlsurrogate.trainer import guard_reward
+
+    def stuck(completions, **kwargs):
+        time.sleep(30)
+        return [0.0] * len(completions)
+
+    async def stuck_async(completions, **kwargs):
+        await asyncio.sleep(30)
+        return [0.0] * len(completions)
+
+    def exits(completions, **kwargs):
+        raise SystemExit(0)
+
+    def network(completions, **kwargs):
+        raise TimeoutError("reward server did not answer")
+
+    started = time.perf_counter()
+    with pytest.raises(RewardError, match=r"stuck did not return within timeout_s = 0.2 s for 1 completions"):
+        guard_reward(stuck, 0.2)(prompts=["p"], completions=["c"])
+    with pytest.raises(RewardError, match=r"stuck_async did not return within timeout_s = 0.2 s"):
+        asyncio.run(guard_reward(stuck_async, 0.2)(prompts=["p"], completions=["c"]))
+    assert time.perf_counter() - started < 5  # neither call waited for its reward
+    with pytest.raises(RewardError, match="exits raised SystemExit"):  # not a silent exit 0 of the run
+        guard_reward(exits)(prompts=["p"], completions=["c"])
+    with pytest.raises(RewardError, match="network raised TimeoutError: reward server did not answer"):
+        guard_reward(network, 5.0)(prompts=["p"], completions=["c"])
+    fast = guard_reward(lambda completions, **kw: [1.0] * len(completions), 5.0)
+    assert fast(prompts=["p", "q"], completions=["c", "d"]) == [1.0, 1.0]

@@ -58,14 +58,27 @@ def check_reward_output(
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             problem = f"returned {type(value).__name__} {_short(repr(value))}, expected a float or None"
-        elif not math.isfinite(float(value)):
-            problem = f"returned {float(value)}, expected a finite number (None marks 'not applicable')"
+        elif not _finite(value):
+            problem = f"returned {_describe(value)}, expected a finite number (None marks 'not applicable')"
         else:
             continue
         raise RewardError(f"reward {name!r} {problem} at sample {i}.{_sample(prompts, completions, i)}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        return False
+
+
+def _describe(value: numbers.Real) -> str:
+    if isinstance(value, int):
+        return f"an integer of {len(str(abs(value))) if value.bit_length() < 10_000 else 'over 3,000'} digits"
+    return str(float(value))
 
 
 def _sample(prompts: Sequence[Any] | None, completions: Sequence[Any] | None, i: int) -> str:

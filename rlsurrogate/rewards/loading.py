@@ -78,6 +78,8 @@ def build_reward(spec: str, params: dict[str, Any] | None = None) -> Callable[..
         raise
     except (TypeError, ValueError) as err:
         raise ConfigError(f"reward {spec!r}: its factory rejected params {params!r}: {err}") from err
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure in user code becomes one clear line
+        raise ConfigError(f"reward {spec!r}: its factory raised {type(err).__name__}: {err}") from err
     if not callable(reward):
         raise ConfigError(
             f"reward {spec!r}: its factory returned {type(reward).__name__}, not a callable; a factory "
@@ -194,9 +196,11 @@ def _load_file(spec: str, location: str) -> tuple[ModuleType | None, str]:
         return None, f"reward {spec!r}: cannot load {location} as a Python module."
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # registered first so functions and classes defined there pickle by reference
+    # A reward file runs user code at import; name it first, so a file that blocks is not a silent hang.
+    print(f"importing reward file {location}", file=sys.stderr, flush=True)
     try:
         module_spec.loader.exec_module(module)
-    except Exception as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
         del sys.modules[name]
         return None, f"reward {spec!r}: importing {location} failed: {type(err).__name__}: {err}"
     return module, ""
@@ -205,7 +209,7 @@ def _load_file(spec: str, location: str) -> tuple[ModuleType | None, str]:
 def _import_module(spec: str, location: str) -> tuple[ModuleType | None, str]:
     try:
         return importlib.import_module(location), ""
-    except Exception as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
         return None, (
             f"reward {spec!r}: cannot import module {location!r}: {type(err).__name__}: {err}. "
             "Install the package or use 'path/to/file.py:function'."

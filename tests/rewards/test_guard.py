@@ -27,6 +27,8 @@ def test_valid_outputs_pass(values):
         ([1.0, "1.0", 0.0], 1, "str"),
         ([1.0, 0.0, True], 2, "bool"),
         ([[1.0], 0.0, 0.0], 0, "list"),
+        ([1.0, 10**400, 0.0], 1, "integer of 401 digits"),
+        ([10**100_000, 0.0, 0.0], 0, "integer of over 3,000 digits"),
     ],
 )
 def test_bad_values_name_reward_sample_prompt_and_completion(values, index, fragment):

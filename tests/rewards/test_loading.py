@@ -165,6 +165,26 @@ def test_user_factory_errors_become_config_errors(user_dir):
         build_reward("my_rewards/mine.py:make_scaled", {"scale": -1})
 
 
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("def make_r(x):\n    raise RuntimeError('no GPU here')\n", "its factory raised RuntimeError: no GPU here"),
+        ("def make_r(x):\n    import sys\n    sys.exit(0)\n", "its factory raised SystemExit"),
+    ],
+)
+def test_any_factory_failure_is_one_config_error(user_dir, body, fragment):
+    (user_dir / "raising.py").write_text(body)
+    with pytest.raises(ConfigError, match=fragment):
+        build_reward("raising.py:make_r", {"x": 1})
+
+
+def test_reward_file_that_exits_at_import_is_a_problem_and_is_named_first(user_dir, capsys):
+    (user_dir / "exits.py").write_text("import sys\nsys.exit(3)\ndef r(completions, **kw):\n    return []\n")
+    problems = check_reward_spec("exits.py:r")
+    assert len(problems) == 1 and "importing exits.py failed: SystemExit: 3" in problems[0]
+    assert "importing reward file exits.py" in capsys.readouterr().err
+
+
 def test_importing_rewards_stays_light():
     code = textwrap.dedent("""
         import sys
