@@ -136,6 +136,17 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_checkpoint):
     assert summary["steps"] == 6
 
 
+def test_resume_skips_a_broken_latest_checkpoint(tmp_path, tiny_checkpoint):
+    recipe = _recipe(tmp_path, tiny_checkpoint, max_steps=2)
+    cmd = [*TRAIN, str(recipe), "--set", "eval.before=false", "--set", "eval.after=false"]
+    _run(cmd)
+    out = tmp_path / "out"
+    (out / "checkpoint-2" / "optimizer.pt").write_bytes(b"garbage")
+    proc, summary = _run([*cmd, "--set", "training.max_steps=3", "--resume"])
+    assert summary["resumed_from_step"] == 1 and summary["steps"] == 3
+    assert "checkpoint-2 is broken (optimizer.pt: not a complete torch-saved file" in proc.stdout
+
+
 def test_adam_cm_is_selectable_from_a_recipe(tmp_path, tiny_checkpoint):
     recipe = _recipe(
         tmp_path,
