@@ -17,9 +17,10 @@ make it safe to run on model output, in any thread: the text reaches nothing but
      or the deadline can act (`1e999999` took 22 s; within the bound it takes < 5 ms);
    - a name is a whitelisted function (followed by its argument) or constant (`_FUNCTIONS`, `_INERT_FUNCTIONS`,
      `_CONSTANTS`, the Greek letters), a single letter, or a word that neither Python nor SymPy defines, which
-     SymPy's parse turns into symbols (`xy` -> `x*y`, `\\text{ cm}`). Any other SymPy name (`doctest`, `pprint`,
-     `var`, `symbols`, `Integer`, `Interval`, also `init_printing` before subscripts are joined) and any Python
-     keyword makes the answer invalid, called or not;
+     SymPy's parse turns into symbols (`xy` -> `x*y`, `\\text{ cm}`). Any other SymPy name the answer writes
+     (`doctest`, `pprint`, `var`, `symbols`, `Interval`, `init_printing`) and any Python keyword makes the answer
+     invalid, called or not; one that only joining a subscript formed (`E_1` -> `E1`) is a symbol, except the
+     constructors of step 4 (`Flo_at` -> `Float`), which are refused however spelt;
    - an operator is arithmetic, a comparison, `!`, `|`, `&`, a bracket, a comma or `...` (no `.`, `//`, `<<`).
 4. Parsing in an explicit namespace (`_namespace`): `parse_expr` gets a `global_dict` holding only the whitelisted
    objects and the constructors its own transformations emit (`Symbol`, `Integer`, `Float`, `Add`, `Pow`, ...),
@@ -246,7 +247,7 @@ def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
         return None
     # SymPy is imported outside the deadline: an import cut short would leave broken modules behind.
     namespace = _namespace()
-    if not _screen(latex, text, namespace.reserved):
+    if not _screen(latex, text, namespace):
         return None
     try:
         with time_limit(timeout_s):
@@ -364,8 +365,16 @@ def _nesting(s: str) -> int:
     return deepest
 
 
-def _screen(latex: str, text: str, reserved: frozenset[str]) -> bool:
+class _Namespace(NamedTuple):
+    global_dict: dict[str, Any]
+    local_dict: dict[str, Any]
+    transformations: tuple[Any, ...]
+    reserved: frozenset[str]
+
+
+def _screen(latex: str, text: str, namespace: _Namespace) -> bool:
     # Step 3 of the module docstring, on the tokens parse_expr will see (it uses Python's tokenizer too).
+    reserved = namespace.reserved
     if any(word in reserved for word in _SNAKE_CASE.findall(latex)):
         return False
     try:
@@ -382,7 +391,10 @@ def _screen(latex: str, text: str, reserved: frozenset[str]) -> bool:
             if exponent is not None and not hexadecimal and abs(int(exponent.group(1))) > MAX_DIGITS:
                 return False
         elif kind == tokenize.NAME:
-            if value in reserved:
+            # A reserved name the answer did not write (`E_1` joined into `E1`) is a plain symbol, unless the
+            # parser's own code could reach it (`Flo_at(1, 10**9)`).
+            written = re.search(rf"(?<![A-Za-z]){value}(?![A-Za-z])", latex)
+            if value in reserved and (value in namespace.global_dict or written):
                 return False
         elif kind in (tokenize.OP, tokenize.ERRORTOKEN):
             if value not in _OPERATORS and value not in (" ", "\t"):
@@ -390,13 +402,6 @@ def _screen(latex: str, text: str, reserved: frozenset[str]) -> bool:
         elif kind not in _LAYOUT_TOKENS:
             return False
     return True
-
-
-class _Namespace(NamedTuple):
-    global_dict: dict[str, Any]
-    local_dict: dict[str, Any]
-    transformations: tuple[Any, ...]
-    reserved: frozenset[str]
 
 
 @functools.lru_cache(maxsize=1)

@@ -61,6 +61,7 @@ VALID = [
     r"O(n^2)",
     r"\log_2 3",
     r"3 \text{ cm}",
+    r"E_1 + E_2",
 ]
 INVALID = [
     r"",
@@ -136,6 +137,8 @@ FORBIDDEN_CALLS = [
     "Float(1, 999999999)",
     "Symbol(x)",
     "Function(x)(1)",
+    "Flo_at(1, 999999999)",
+    "2doctest(x)",
     "Interval(0, 1)",
     "solve(x - 1)",
     "simplify(x)",
