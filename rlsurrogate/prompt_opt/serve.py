@@ -545,7 +545,12 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
 
         def handle_one_request(self) -> None:
             self._reader.deadline = time.monotonic() + limits.read_timeout
+            self._expects_continue = False
             super().handle_one_request()
+
+        def handle_expect_100(self) -> bool:
+            self._expects_continue = True  # "100 Continue" only once route, key and length have passed
+            return True
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """http.server's own refusals (bad request line, header too long, unknown method) as JSON too."""
@@ -619,6 +624,9 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                     413, f"the body has {length} bytes; this server takes at most {limits.max_body_bytes} "
                     "(--max-body-bytes).", code="request_too_large",
                 )  # fmt: skip
+            if self._expects_continue:
+                self.send_response_only(100)
+                self.end_headers()
             try:
                 raw = self.rfile.read(length)
             except (TimeoutError, OSError):

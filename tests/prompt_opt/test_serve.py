@@ -175,6 +175,21 @@ def test_10mb_message_is_refused_at_once_and_others_are_served():
     assert normal[0] == 200 and echo.calls == 1 and elapsed < 5
 
 
+def test_expect_continue_is_answered_only_after_the_checks(shared):
+    server, _ = shared
+    data = json.dumps({"messages": MSG}).encode()
+    head = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n"
+    with _connect(server) as sock:  # too big: the final 413 comes instead of "100 Continue"
+        sock.sendall(head.format(10_000_000).encode())
+        status, _, reply = _read_response(sock)
+    assert status == 413 and _is_openai_error(reply)
+    with _connect(server) as sock:
+        sock.sendall(head.format(len(data)).encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100")
+        sock.sendall(data)
+        assert _read_response(sock)[0] == 200
+
+
 def test_long_prompt_under_the_body_cap_is_refused_before_the_model():
     echo = Echo()
     with ChatServer(echo, "echo", limits=Limits(max_prompt_chars=1000)) as server:
