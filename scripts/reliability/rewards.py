@@ -64,7 +64,7 @@ INPUTS: list[tuple[str, str, dict[str, float | None], list[str]]] = [
     ("power_10^999999999", _boxed("10^{999999999}"), ZERO, ["exponent", "magnitude"]),
     ("power_10**999999999", _boxed("10**999999999"), ZERO, ["exponent", "magnitude"]),
     ("scientific_times_power", _boxed("1.5 \\times 10^{+999999999}"), ZERO, ["exponent", "magnitude"]),
-    # Names outside the whitelist: the old whole-namespace parse called them.
+    # Names outside the whitelist: a whole-namespace parse (the official code's) calls them.
     ("call_doctest", _boxed("doctest()"), ZERO, ["namespace"]),
     ("call_pprint", _boxed("pprint(x)"), ZERO, ["namespace"]),
     ("call_init_printing", _boxed("init_printing()"), ZERO, ["namespace"]),

@@ -109,7 +109,7 @@ def test_paper_invalid_examples(completion):
     ],
 )
 def test_answers_that_hung_or_ran_code_are_format_errors(content, capsys):
-    # Each kept the old parse busy for seconds to minutes, or ran SymPy code (doctest() started SymPy's test suite).
+    # A whole-namespace parse spends seconds to minutes on each, or runs SymPy code (doctest() runs its test suite).
     completion = f"so \\boxed{{{content}}}"
     start = time.perf_counter()
     assert make_format()(completions=[completion]) == [0.0]

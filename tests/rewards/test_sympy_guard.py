@@ -111,12 +111,12 @@ ADVERSARIAL = [
     "10**999999999",
     r"1 \times 10^{+999999999}",
     r"-10^{999999999}",
-    # Eager SymPy code reached by the old whole-namespace parse: a 6 GB shift, a gcd of 2^(10^9).
+    # Eager SymPy code a whole-namespace parse reaches: a 6 GB shift, a gcd of 2^(10^9) (minutes each).
     "1<<99999999999",
     r"\gcd(2^{999999999}, 3)",
 ]
-# SymPy and Python names outside the whitelist: each made the old parse call it (doctest() ran SymPy's test suite in
-# a child process, pprint(x) printed to the trainer's stdout).
+# SymPy and Python names outside the whitelist: a whole-namespace parse (the official code's) calls them; doctest()
+# ran SymPy's test suite, pprint(x) printed to the trainer's stdout.
 FORBIDDEN_CALLS = [
     "doctest()",
     "pprint(x)",
