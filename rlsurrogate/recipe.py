@@ -652,7 +652,7 @@ def _check_template(template: str) -> list[str]:
             f"data.template = {template!r}: not a valid template ({err}); columns go in braces, "
             'e.g. "{question} Put the final answer in \\\\boxed{{}}." (a literal brace is doubled).'
         ]
-    bad = [name for name in fields if not name or not name.split(".")[0].split("[")[0].isidentifier()]
+    bad = [name for name in fields if not name.isidentifier()]  # no positions, attributes or indexing
     if bad:
         return [f"data.template = {template!r}: {{{bad[0]}}} does not name a column; use {{column_name}}."]
     return []
