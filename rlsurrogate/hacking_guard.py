@@ -7,8 +7,9 @@ where each completion is scored by the trained rewards and by the gold metrics (
 `accuracy` by default), and fires when, over the last `window` evaluations (fewer while fewer exist):
 
 1. a trained reward's mean rose by at least `min_rise` while no gold metric rose, or while one fell; or
-2. the mean completion length ran into the generation budget (at least `LENGTH_SHARE` of `max_new_tokens`, after
-   being below it at the window's start): rambling to the limit is the other common hack (repeating the prompt).
+2. the mean completion length ran into the generation budget: it reached `LENGTH_SHARE` of `max_new_tokens` after
+   rising by at least `min_rise` of the budget over the window. Rambling to the limit is the other common hack
+   (repeating the prompt); a model that already writes to the limit before training is no new development.
 
 The check is a pure function of the evaluation history, so every process reaches the same verdict.
 
@@ -80,9 +81,11 @@ def check_hacking(
                 )
     start_length, end_length = first.get("mean_length"), last.get("mean_length")
     if end_length is not None and max_new_tokens > 0:
-        metrics["guard/length_share"] = end_length / max_new_tokens
-        if end_length >= LENGTH_SHARE * max_new_tokens and (start_length or 0) < LENGTH_SHARE * max_new_tokens:
-            reasons.append(f"mean completion length ran to {end_length:.1f} of {max_new_tokens} tokens")
+        end_share, start_share = end_length / max_new_tokens, (start_length or 0.0) / max_new_tokens
+        metrics["guard/length_share"] = end_share
+        if end_share >= LENGTH_SHARE and end_share - start_share >= min_rise:
+            start = start_length or 0.0
+            reasons.append(f"mean completion length ran from {start:.1f} to {end_length:.1f} of {max_new_tokens}")
     metrics["guard/fired"] = float(bool(reasons))
     return GuardVerdict(bool(reasons), "; ".join(reasons), metrics)
 

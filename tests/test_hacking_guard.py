@@ -61,8 +61,9 @@ def test_length_running_into_the_budget_fires_once_it_gets_there():
     cap = 48
     near = LENGTH_SHARE * cap
     assert _check(_history([0.0, 0.0], [0.0, 0.1], lengths=[20.0, near + 0.5]), max_new_tokens=cap).fired
-    # already at the cap before the window: not a new development
+    # already at (or near) the cap before the window: not a new development
     assert not _check(_history([0.0, 0.0], [0.0, 0.1], lengths=[cap, cap]), max_new_tokens=cap).fired
+    assert not _check(_history([0.0, 0.0], [0.0, 0.1], lengths=[0.9 * cap, cap]), max_new_tokens=cap).fired
     assert _check(_history([0.0, 0.0], [0.0, 0.1], lengths=[20.0, cap]), max_new_tokens=cap).metrics[
         "guard/length_share"
     ] == pytest.approx(1.0)
