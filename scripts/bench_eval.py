@@ -58,7 +58,8 @@ def main() -> None:
     print(f"{'':24s}{'1 process':>12s}{'2 processes':>14s}")
     print(f"{'wall (s)':24s}{one['wall_s']:>12.1f}{two['wall_s']:>14.1f}")
     print(f"{'prompts per rank':24s}{str(one['prompts_per_rank']):>12s}{str(two['prompts_per_rank']):>14s}")
-    print(f"{'rank wall (s)':24s}{str(one['rank_wall_s']):>12s}{str(two['rank_wall_s']):>14s}")
+    walls = [" / ".join(f"{w:.1f}" for w in r["rank_wall_s"]) for r in (one, two)]
+    print(f"{'rank wall (s)':24s}{walls[0]:>12s}{walls[1]:>14s}")
     for name, value in one["metrics"].items():
         print(f"{name:24s}{value:>12.3f}{two['metrics'][name]:>14.3f}")
     print(f"identical completions: {identical} ({differing} of {len(one_texts)} differ)")
