@@ -20,11 +20,18 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 
 class Registry(Generic[T]):
-    """Maps names to objects; registering a name twice raises, an unknown name lists the valid ones."""
+    """Maps names to objects; registering a name twice raises, an unknown name lists the valid ones.
 
-    def __init__(self, kind: str):
+    Each package builds its registries in its `__init__.py` from an explicit table of the entries its method
+    modules define, e.g. `OBJECTIVES = Registry("objective", {"grpo": ..., "disco": DisCO})`; method modules never
+    import the registry they belong to. `register` stays for users adding entries at run time.
+    """
+
+    def __init__(self, kind: str, entries: dict[str, T] | None = None):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        for name, obj in (entries or {}).items():
+            self.register(name)(obj)
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
