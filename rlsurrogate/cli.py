@@ -1,6 +1,6 @@
 """`rlsurrogate <command> ...`: parse arguments, then call the library.
 
-Each command lives in its own module, which exposes `add_arguments(parser)` and `run(args) -> int`; modules are
+Each command lives in its own module under `rlsurrogate/commands/`, which exposes `add_arguments(parser)` and `run(args) -> int`; modules are
 imported only when their command runs, so `rlsurrogate --help` stays fast.
 """
 
@@ -16,13 +16,13 @@ __all__ = ["main"]
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("rlsurrogate.train", "RL-train a model from a YAML recipe"),
-    "eval": ("rlsurrogate.evaluate", "greedy held-out evaluation scored by every reward of the recipe"),
-    "diagnose": ("rlsurrogate.diagnostics.report", "which reward is the better teacher: reward-variance report"),
-    "bo": ("rlsurrogate.surrogate.bo_cli", "Bayesian optimization of a benchmark or a user function"),
-    "optimize-prompt": ("rlsurrogate.prompt_opt.cli", "optimize an instruction for a black-box LLM"),
-    "serve": ("rlsurrogate.prompt_opt.serve", "serve a local model as an OpenAI-compatible chat endpoint"),
-    "models": ("rlsurrogate.models", "list the embedded models and prepare their trainable checkpoints"),
+    "train": ("rlsurrogate.commands.train", "RL-train a model from a YAML recipe"),
+    "eval": ("rlsurrogate.commands.eval", "greedy held-out evaluation scored by every reward of the recipe"),
+    "diagnose": ("rlsurrogate.commands.diagnose", "which reward is the better teacher: reward-variance report"),
+    "bo": ("rlsurrogate.commands.bo", "Bayesian optimization of a benchmark or a user function"),
+    "optimize-prompt": ("rlsurrogate.commands.optimize_prompt", "optimize an instruction for a black-box LLM"),
+    "serve": ("rlsurrogate.commands.serve", "serve a local model as an OpenAI-compatible chat endpoint"),
+    "models": ("rlsurrogate.commands.models", "list the embedded models and prepare their trainable checkpoints"),
 }
 
 
