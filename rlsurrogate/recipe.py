@@ -1,10 +1,12 @@
-"""Recipes: typed dataclasses loaded from YAML, validated all at once.
+"""Recipes: the schema. Typed dataclasses loaded from YAML, with type and range checks, all problems at once.
 
 A recipe has the sections `model`, `data`, `rewards`, `objective`, `generation`, `training`, `eval`,
-`diagnostics` and `output_dir`. `training` takes any `trl.GRPOConfig` field (checked against GRPOConfig's own
-field types); the other sections are ours. Loading collects every problem (unknown key with a did-you-mean, wrong
-type, value out of range, a global batch not divisible by `num_generations`, missing files, unknown rewards or
-objectives) and raises one `ConfigError` that lists them, one line each, before anything expensive starts.
+`diagnostics`, `optimizer` and `output_dir`. `training` takes any `trl.GRPOConfig` field (checked against
+GRPOConfig's own field types); the other sections are ours. Parsing collects every problem of shape (unknown key
+with a did-you-mean, wrong type, value out of range, a global batch not divisible by `num_generations`, a missing
+data file) and raises one `ConfigError` that lists them, one line each. This module resolves no names and imports
+nothing of the package but `errors` and `registry`: `rlsurrogate.build` turns the names (model, task, rewards,
+objective, optimizer) into objects, once, and reports their problems together with these.
 
 Example:
     >>> recipe = load_recipe("recipes/quickstart.yaml", overrides=["training.max_steps=2"])  # doctest: +SKIP
@@ -39,6 +41,8 @@ __all__ = [
     "DiagnosticsConfig",
     "OptimizerSpec",
     "load_recipe",
+    "parse_recipe",
+    "read_recipe",
     "recipe_from_dict",
     "apply_overrides",
     "TRAINING_DEFAULTS",
@@ -213,16 +217,15 @@ class ObjectiveSpec:
 @dataclass
 class OptimizerSpec:
     name: str = field(
-        default="adamw", metadata={"help": "adamw (TRL/HF default; `training.optim` picks its variant) | adam_cm."}
+        default="adamw",
+        metadata={
+            "help": "adamw (TRL/HF default; `training.optim` picks its variant) or a name in rlsurrogate.optim."
+        },
     )
     params: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Optimizer arguments besides lr (e.g. buffer_size, decay for adam_cm)."},
     )
-
-
-# optimizer name -> "module:class" (adamw is the Trainer's own and needs no entry)
-TRAINER_OPTIMIZERS = {"adam_cm": "rlsurrogate.surrogate.adam_cm:AdamCM"}
 
 
 @dataclass
@@ -303,7 +306,14 @@ class Recipe:
 def load_recipe(
     path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None
 ) -> Recipe:
-    """Reads, overrides (`section.key=value`) and validates a YAML recipe; one ConfigError lists all problems."""
+    """Reads, overrides (`section.key=value`) and checks the shape of a YAML recipe; one ConfigError lists all
+    problems. Names (rewards, objective, optimizer, task, model) are resolved by `rlsurrogate.build.load`."""
+    raw = apply_overrides(read_recipe(path), overrides or [])
+    return recipe_from_dict(raw, source=str(path), num_processes=num_processes)
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """The YAML mapping of a recipe file, read with size, encoding, alias and depth limits."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path}: no such file.")
@@ -323,8 +333,7 @@ def load_recipe(
         raise ConfigError(f"recipe {path}: not valid YAML: {err}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"recipe {path}: the top level must be a mapping of sections, got {type(raw).__name__}.")
-    raw = apply_overrides(raw, overrides or [])
-    return recipe_from_dict(raw, source=str(path), num_processes=num_processes)
+    return raw
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -372,7 +381,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_processes: int | None = None) -> Recipe:
-    """Builds and validates a Recipe from a plain dict (the parsed YAML)."""
+    """Builds a Recipe from a plain dict (the parsed YAML) and checks its shape; one ConfigError lists all problems."""
+    recipe, problems, _ = parse_recipe(raw, source, num_processes)
+    if problems:
+        raise ConfigError(problems, header=_header(source))
+    return recipe
+
+
+def parse_recipe(
+    raw: dict[str, Any], source: str | None = None, num_processes: int | None = None
+) -> tuple[Recipe, list[str], set[str]]:
+    """(recipe, problems, broken sections) of a parsed YAML mapping, without raising: keys, types and ranges.
+
+    A section that could not be built is named in `broken` and replaced by its defaults in `recipe`, so that the
+    checks of the other sections (and the name resolution in `rlsurrogate.build`) still run.
+    """
     problems: list[str] = []
     sections = {f.name: f for f in dataclasses.fields(Recipe) if f.name != "source"}
     for key in raw:
@@ -383,9 +406,6 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
     for required in ("model", "data", "rewards"):
         if required not in raw:
             problems.append(f"{required}: missing; every recipe names its {required}.")
-    if problems:
-        raise ConfigError(problems, header=_header(source))
-
     built: dict[str, Any] = {}
     for name, cls in (
         ("model", ModelConfig),
@@ -397,16 +417,19 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
         ("optimizer", OptimizerSpec),
     ):
         built[name] = _build(cls, raw.get(name, {}), name, problems)
-    if built["model"] is not None and isinstance(raw["model"].get("lora"), dict):
+    if built["model"] is not None and isinstance(raw.get("model", {}).get("lora"), dict):
         built["model"].lora = _build(LoraConfig, raw["model"]["lora"], "model.lora", problems)
     rewards_raw = raw.get("rewards")
     rewards: list[RewardSpec] = []
+    reward_problems = False
     if not isinstance(rewards_raw, list) or not rewards_raw:
         problems.append("rewards: must be a non-empty list of {name, weight, params}.")
     else:
         for i, item in enumerate(rewards_raw):
             spec = _build(RewardSpec, {"name": item} if isinstance(item, str) else item, f"rewards[{i}]", problems)
-            if spec is not None:
+            if spec is None:
+                reward_problems = True
+            else:
                 rewards.append(spec)
     training = raw.get("training") or {}
     if not isinstance(training, dict):
@@ -428,10 +451,10 @@ def recipe_from_dict(raw: dict[str, Any], source: str | None = None, num_process
         output_dir=raw.get("output_dir", "outputs/run"),
         source=source,
     )
+    if not rewards or reward_problems:
+        broken.add("rewards")
     problems += _check_semantics(recipe, num_processes or _world_size(), broken)
-    if problems:
-        raise ConfigError(problems, header=_header(source))
-    return recipe
+    return recipe, problems, broken
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -570,12 +593,10 @@ def _check_training(training: dict[str, Any]) -> list[str]:
 
 
 def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> list[str]:
-    """Checks that need well-typed sections; sections in `broken` already have their problems listed."""
-    from rlsurrogate import models, rewards
-
+    """Range checks that need well-typed sections; sections in `broken` already have their problems listed.
+    Names (model, task, rewards, objective, optimizer) are resolved by `rlsurrogate.build`."""
     problems = []
     if "model" not in broken:
-        problems += models.check_model_name(recipe.model.name)
         if recipe.model.dtype not in ("float32", "bfloat16", "float16", "auto"):
             problems.append(f'model.dtype = "{recipe.model.dtype}": must be float32, bfloat16, float16 or auto.')
         if recipe.model.lora is not None:
@@ -586,17 +607,11 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
     for i, spec in enumerate(recipe.rewards):
         _in_range(problems, f"rewards[{i}].weight", spec.weight, -1e6, 1e6, "weights are finite; 0 logs only")
         _in_range(problems, f"rewards[{i}].timeout_s", spec.timeout_s, 1e-3, 86_400, "null: no limit")
-        params = reward_params(recipe, spec)
-        problems += [f"rewards[{i}] ({spec.name}): {p}" for p in rewards.check_reward_spec(spec.name, params)]
-    if "objective" not in broken:
-        problems += _check_objective(recipe)
     if "eval" not in broken:
         problems += _check_eval(recipe.eval)
     if "diagnostics" not in broken:
         _in_range(problems, "diagnostics.flat_threshold", recipe.diagnostics.flat_threshold, 1e-9, 1)
         _in_range(problems, "diagnostics.flat_steps", recipe.diagnostics.flat_steps, 1, 1e9)
-    if "optimizer" not in broken:
-        problems += _check_optimizer(recipe.optimizer)
     if not isinstance(recipe.output_dir, str) or not recipe.output_dir.strip():
         problems.append(f"output_dir = {recipe.output_dir!r}: must be a directory path, e.g. outputs/my_run.")
     training_problems = _check_training(recipe.training)
@@ -620,17 +635,10 @@ def _in_range(problems: list[str], where: str, value: Any, low: float, high: flo
 
 
 def _check_data(data: DataConfig) -> list[str]:
-    from rlsurrogate import tasks
-
     problems = []
     sources = [s for s in ("task", "path", "hf_dataset") if getattr(data, s)]
     if len(sources) != 1:
         problems.append(f"data: set exactly one of task, path, hf_dataset (got {', '.join(sources) or 'none'}).")
-    if data.task and data.task not in tasks.task_names():
-        problems.append(
-            f'data.task = "{data.task}": unknown.{did_you_mean(data.task, tasks.task_names())} '
-            f"Valid: {', '.join(tasks.task_names())}."
-        )
     if data.path and not Path(data.path).is_file():
         problems.append(f'data.path = "{data.path}": no such file (paths are relative to the working directory).')
     # A built-in task generates its rows: bound what one recipe can ask it to build.
@@ -680,73 +688,6 @@ def _check_eval(config: EvalConfig) -> list[str]:
     _in_range(problems, "eval.guard_window", config.guard_window, 2, 10_000, "it compares two evaluations")
     _in_range(problems, "eval.guard_min_rise", config.guard_min_rise, 1e-9, 1, "0.2 is the default")
     return problems
-
-
-def _check_objective(recipe: Recipe) -> list[str]:
-    from rlsurrogate.objectives import OBJECTIVES
-
-    problems: list[str] = []
-    if recipe.objective.name not in OBJECTIVES:
-        problems.append(
-            f'objective.name = "{recipe.objective.name}": unknown objective.'
-            f"{did_you_mean(recipe.objective.name, OBJECTIVES.names())} Valid: {', '.join(OBJECTIVES.names())}."
-        )
-    else:
-        try:
-            objective = OBJECTIVES.get(recipe.objective.name)(**recipe.objective.params)
-            problems += objective.check(recipe)
-        except ConfigError as err:
-            problems += [f"objective: {p}" for p in err.problems]
-        except TypeError as err:
-            problems.append(f"objective.params: {err}.")
-    return problems
-
-
-def _check_optimizer(spec: OptimizerSpec) -> list[str]:
-    import importlib
-    import inspect
-
-    valid = ["adamw", *TRAINER_OPTIMIZERS]
-    if spec.name not in valid:
-        return [f'optimizer.name = "{spec.name}": unknown.{did_you_mean(spec.name, valid)} Valid: {", ".join(valid)}.']
-    if spec.name == "adamw":
-        return (
-            []
-            if not spec.params
-            else ["optimizer.params: adamw takes its settings from training (optim, adam_beta1, ...)."]
-        )
-    module, _, attr = TRAINER_OPTIMIZERS[spec.name].partition(":")
-    optimizer_cls = getattr(importlib.import_module(module), attr)
-    accepted = set(inspect.signature(optimizer_cls).parameters) - {"params", "lr"}
-    problems = [
-        f"optimizer.params.{key}: not an argument of {spec.name}.{did_you_mean(key, sorted(accepted))} "
-        f"Valid: {', '.join(sorted(accepted))} (lr comes from training.learning_rate)."
-        for key in spec.params
-        if key not in accepted
-    ]
-    if problems:
-        return problems
-    import torch
-
-    try:  # the optimizer checks its own arguments; build it once on a dummy parameter
-        optimizer_cls([torch.zeros(1, requires_grad=True)], **spec.params)
-    except ConfigError as err:
-        return [f"optimizer.params: {p}" for p in err.problems]
-    except (TypeError, ValueError) as err:
-        return [f"optimizer.params: {spec.name} refused them: {err}"]
-    return []
-
-
-def reward_params(recipe: Recipe, spec: RewardSpec) -> dict[str, Any]:
-    """A reward's factory arguments; built-in factories taking `max_length` get generation.max_completion_length."""
-    import inspect
-
-    from rlsurrogate.rewards import REWARDS
-
-    params = dict(spec.params)
-    if spec.name in REWARDS and "max_length" in inspect.signature(REWARDS.get(spec.name)).parameters:
-        params.setdefault("max_length", recipe.generation.max_completion_length)
-    return params
 
 
 def _check_batch(recipe: Recipe, num_processes: int) -> list[str]:

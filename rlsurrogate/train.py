@@ -1,6 +1,6 @@
-"""Recipe → dataset, rewards, objective, RLTrainer → train → save → evaluate before/after.
+"""A validated recipe and its resolved names → dataset, RLTrainer with evaluation → train → save → summary.
 
-`rlsurrogate train RECIPE [--set key=value ...] [--resume]` on one process, or
+Called by `rlsurrogate train RECIPE [--set key=value ...] [--resume]` on one process, or
 `accelerate launch [--config_file recipes/accelerate/X.yaml] -m rlsurrogate train RECIPE` on several.
 The run writes into `output_dir`: checkpoints, `final/` (the trained model), `eval_before.json`,
 `eval_after.json`, `rewards.png` (reward per step), `log_history.json` (every logged metric per step, diagnostics
@@ -9,86 +9,35 @@ included) and `summary.json`; its last output line is the summary JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
-from rlsurrogate.errors import ConfigError, UnsupportedError
-from rlsurrogate.recipe import TRAINING_DEFAULTS, Recipe, load_recipe
+from rlsurrogate.build import Resolved, grpo_config
+from rlsurrogate.errors import UnsupportedError
+from rlsurrogate.recipe import Recipe
 
-__all__ = ["train", "build_grpo_config", "build_rewards", "add_arguments", "run"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="recipe YAML file")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field, e.g. --set training.max_steps=5 (repeatable)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+__all__ = ["train"]
 
 
-def run(args: argparse.Namespace) -> int:
-    recipe = load_recipe(args.recipe, overrides=args.set)
-    summary = train(recipe, resume=args.resume)
-    if summary is not None:
-        print(json.dumps(summary))
-    return 0
+def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str, Any] | None:
+    """Runs one recipe end to end; returns the summary on the main process (None on the others).
 
+    Args:
+        recipe: the validated recipe.
+        resolved: its names, resolved once (`rlsurrogate.build.load`).
+        resume: continue from the newest intact checkpoint in `output_dir`.
 
-def build_rewards(recipe: Recipe) -> tuple[list[Any], list[float]]:
-    """The recipe's reward callables and weights (factory arguments from `recipe.reward_params`)."""
-    from rlsurrogate.recipe import reward_params
-    from rlsurrogate.rewards import build_reward
-
-    funcs, weights = [], []
-    for spec in recipe.rewards:
-        funcs.append(build_reward(spec.name, reward_params(recipe, spec)))
-        weights.append(float(spec.weight))
-    return funcs, weights
-
-
-def build_grpo_config(recipe: Recipe, objective: Any, reward_weights: list[float]) -> Any:
-    """GRPOConfig from: our defaults < the recipe's `training` < generation < the objective's overrides."""
-    import torch
-    from trl import GRPOConfig
-
-    gen = recipe.generation
-    bf16_available = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    kwargs: dict[str, Any] = {**TRAINING_DEFAULTS, "bf16": bf16_available, **recipe.training}
-    if not torch.cuda.is_available():
-        # Without a GPU, `accelerate launch --multi_gpu` ranks must run on the CPU with gloo; use_cpu selects that.
-        kwargs.setdefault("use_cpu", True)
-    kwargs.update(
-        output_dir=recipe.output_dir,
-        num_generations=gen.num_generations,
-        max_completion_length=gen.max_completion_length,
-        temperature=gen.temperature,
-        top_p=gen.top_p,
-        top_k=gen.top_k,
-        use_vllm=gen.use_vllm,
-        vllm_mode=gen.vllm_mode,
-        reward_weights=reward_weights,
-    )
-    kwargs.update(objective.config_overrides())
-    if kwargs.get("bf16") and not bf16_available:
-        raise ConfigError("training.bf16 = true: this machine has no bf16-capable GPU; set training.bf16: false.")
-    return GRPOConfig(**kwargs)
-
-
-def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
-    """Runs one recipe end to end; returns the summary on the main process (None on the others)."""
+    Example:
+        >>> recipe, resolved = rlsurrogate.build.load("recipes/quickstart.yaml")  # doctest: +SKIP
+        >>> summary = train(recipe, resolved)  # doctest: +SKIP
+    """
     from datasets import Dataset
 
     from rlsurrogate.checkpoints import newest_intact_checkpoint
     from rlsurrogate.eval_callback import HeldOutEvaluation
     from rlsurrogate.evaluation import process_state
     from rlsurrogate.models import load_model
-    from rlsurrogate.objectives import build_objective
     from rlsurrogate.tasks.loaders import load_rows
     from rlsurrogate.trainer import RLTrainer
 
@@ -97,9 +46,7 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
     out = Path(recipe.output_dir)
     train_rows, eval_rows = load_rows(recipe.data)
     eval_rows = eval_rows[: recipe.eval.num_prompts or len(eval_rows)]
-    funcs, weights = build_rewards(recipe)
-    objective = build_objective(recipe.objective.name, recipe.objective.params)
-    config = build_grpo_config(recipe, objective, weights)
+    config = grpo_config(recipe, resolved)
 
     with state.main_process_first():  # the first load of an embedded model converts it; do that once
         model, tokenizer = load_model(recipe.model.name, recipe.model.dtype)
@@ -113,22 +60,27 @@ def train(recipe: Recipe, resume: bool = False) -> dict[str, Any] | None:
         elif checkpoint and not resume:
             print(f"note: {out} has {checkpoint.name}; pass --resume to continue from it instead of restarting.")
 
+    optimizer = None
+    if resolved.optimizer is not None:  # the Trainer passes no lr to a custom optimizer class
+        optimizer = (resolved.optimizer[0], {"lr": config.learning_rate, **resolved.optimizer[1]})
     trainer = RLTrainer(
         model=model,
-        reward_funcs=funcs,
+        reward_funcs=resolved.rewards,
         args=config,
         train_dataset=Dataset.from_list(train_rows),
         processing_class=tokenizer,
         peft_config=_peft_config(recipe),
-        objective=objective,
+        objective=resolved.objective,
         score_listeners=_score_listeners(recipe),
-        reward_timeouts=[spec.timeout_s for spec in recipe.rewards],
+        reward_timeouts=resolved.timeouts,
+        optimizer_cls_and_kwargs=None
+        if optimizer is None
+        else (optimizer[0], {"lr": config.learning_rate, **optimizer[1]}),
     )
-    trainer.optimizer_cls_and_kwargs = _optimizer_cls_and_kwargs(recipe, config)
     evaluation = HeldOutEvaluation(
         trainer,
         eval_rows,
-        _eval_rewards(recipe, trainer),
+        _eval_rewards(resolved, trainer),
         recipe.eval,
         recipe.eval.max_new_tokens or recipe.generation.max_completion_length,
         out,
@@ -171,18 +123,6 @@ def _peft_config(recipe: Recipe) -> Any:
     )
 
 
-def _optimizer_cls_and_kwargs(recipe: Recipe, config: Any) -> tuple[type, dict[str, Any]] | None:
-    """(class, kwargs) for the Trainer's `optimizer_cls_and_kwargs`; None keeps the Trainer's own (AdamW)."""
-    import importlib
-
-    from rlsurrogate.recipe import TRAINER_OPTIMIZERS
-
-    if recipe.optimizer.name == "adamw":
-        return None
-    module, _, attr = TRAINER_OPTIMIZERS[recipe.optimizer.name].partition(":")
-    return getattr(importlib.import_module(module), attr), {"lr": config.learning_rate, **recipe.optimizer.params}
-
-
 def _score_listeners(recipe: Recipe) -> list[Any]:
     if not recipe.diagnostics.enabled:
         return []
@@ -205,15 +145,15 @@ def _check_launch() -> None:
             )
 
 
-def _eval_rewards(recipe: Recipe, trainer: Any) -> Any:
+def _eval_rewards(resolved: Resolved, trainer: Any) -> Any:
     """The trainer's (guarded) reward callables with the recipe's gold flags and weights, for evaluation."""
     from rlsurrogate.evaluation import EvalRewards
 
     return EvalRewards(
         names=list(trainer.reward_func_names),
         funcs=list(trainer.reward_funcs),
-        gold=[spec.is_gold for spec in recipe.rewards],
-        weights=[float(spec.weight) for spec in recipe.rewards],
+        gold=list(resolved.gold),
+        weights=list(resolved.weights),
     )
 
 

@@ -12,21 +12,17 @@ train on it, and `dry_run_rewards` calls each reward once before training starts
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from trl import GRPOTrainer
-from trl.trainer.utils import is_async_callable
 
-from rlsurrogate.errors import RewardError
+from rlsurrogate import trl_compat
 from rlsurrogate.objectives.base import Objective, ScoredBatch
-from rlsurrogate.rewards.guard import check_reward_output
+from rlsurrogate.rewards.guard import GuardedReward, guard_reward
 
-__all__ = ["RLTrainer", "GuardedReward", "ScoreListener"]
+__all__ = ["RLTrainer", "ScoreListener"]
 
 ScoreListener = Callable[["RLTrainer", ScoredBatch], None]
 
@@ -38,6 +34,7 @@ class RLTrainer(GRPOTrainer):
         objective: the objective (from `rlsurrogate.objectives.build_objective`).
         score_listeners: callables `(trainer, scored)` run after each scoring (e.g. the reward-variance monitor).
         reward_timeouts: seconds each callable reward may take per call (None: no limit), in `reward_funcs` order.
+        optimizer_cls_and_kwargs: (optimizer class, kwargs) for transformers.Trainer; None keeps AdamW.
         *args, **kwargs: as for `trl.GRPOTrainer`; callable `reward_funcs` are wrapped in `GuardedReward`.
 
     Example:
@@ -52,6 +49,7 @@ class RLTrainer(GRPOTrainer):
         score_listeners: Sequence[ScoreListener] = (),
         reward_funcs: Any = None,
         reward_timeouts: Sequence[float | None] = (),
+        optimizer_cls_and_kwargs: tuple[type, dict[str, Any]] | None = None,
         **kwargs: Any,
     ):
         self.objective = objective
@@ -62,6 +60,8 @@ class RLTrainer(GRPOTrainer):
         timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
         guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
         super().__init__(*args, reward_funcs=guarded, **kwargs)
+        if optimizer_cls_and_kwargs is not None:  # GRPOTrainer does not pass it on to transformers.Trainer
+            self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         self._rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -93,10 +93,22 @@ class RLTrainer(GRPOTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         return loss
 
+    # -- the TrainerView protocol objectives read (objectives/base.py) ------------------------------------------------
+
     def log_metric(self, key: str, value: float) -> None:
         """Adds a scalar to this step's logs (averaged over the logging window, like TRL's own metrics)."""
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode][key].append(float(value))
+        trl_compat.append_metric(self, "train" if self.model.training else "eval", key, value)
+
+    def micro_step(self) -> int:
+        return trl_compat.micro_step(self)
+
+    def generation_buffer(self) -> list[dict[str, Any]]:
+        return trl_compat.generation_buffer(self)
+
+    def token_logps(
+        self, model: Any, batch: dict[str, Any], compute_entropy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return trl_compat.token_logps(self, model, batch, compute_entropy)
 
     def dry_run_rewards(self, example: dict[str, Any]) -> None:
         """Calls every reward once on `example` with a plausible completion; raises RewardError naming the reward.
@@ -121,121 +133,3 @@ class RLTrainer(GRPOTrainer):
                 log_metric=lambda *a, **k: None,
                 **columns,
             )
-
-
-class GuardedReward:
-    """Wraps a reward callable: same `__name__` (so TRL's metric keys do not change), checked output.
-
-    A reward that raises (or calls `sys.exit`), exceeds `timeout_s`, returns the wrong number of values, a
-    non-number, NaN or inf raises `RewardError` naming the reward, the sample index, and the start of its prompt and
-    completion. `None` stays allowed (TRL: "not applicable"). Picklable as long as the wrapped reward is.
-    """
-
-    def __init__(self, func: Callable[..., list[float | None]], timeout_s: float | None = None):
-        self.func = func
-        self.timeout_s = timeout_s
-        self.__name__ = getattr(func, "__name__", type(func).__name__)
-        self.version = getattr(func, "version", None)
-
-    def __call__(self, prompts, completions, completion_ids=None, **kwargs):
-        return self.call_once(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
-
-    def call_once(self, prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-        """One checked call, also for async rewards (run to completion here, e.g. for the dry run)."""
-        kwargs = dict(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
-        try:
-            values = _call_with_deadline(self.func, kwargs, self.timeout_s)
-            if inspect.isawaitable(values):
-                values = asyncio.run(_await(values, self.timeout_s))
-        except RewardError:
-            raise
-        except _DeadlineExceeded:
-            raise self._timeout(completions) from None
-        except (Exception, SystemExit) as err:
-            raise self._error(err, prompts, completions) from err
-        return self._checked(values, prompts, completions)
-
-    def _error(self, err: BaseException, prompts: list, completions: list) -> RewardError:
-        return RewardError(
-            f"reward {self.__name__} raised {type(err).__name__}: {err} "
-            f"(first prompt: {_preview(prompts[0])!r}, completion: {_preview(completions[0])!r})"
-        )
-
-    def _timeout(self, completions: list) -> RewardError:
-        return RewardError(
-            f"reward {self.__name__} did not return within timeout_s = {self.timeout_s} s for {len(completions)} "
-            "completions; make it faster, or raise rewards[i].timeout_s in the recipe."
-        )
-
-    def _checked(self, values: Any, prompts: list, completions: list) -> list[float | None]:
-        check_reward_output(self.__name__, values, len(completions), prompts, completions)
-        return list(values)
-
-
-class _AsyncGuardedReward(GuardedReward):
-    """GuardedReward for `async def` rewards, which TRL awaits concurrently on its own event loop."""
-
-    async def __call__(self, prompts, completions, completion_ids=None, **kwargs):
-        try:
-            values = await _await(
-                self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs),
-                self.timeout_s,
-            )
-        except _DeadlineExceeded:
-            raise self._timeout(completions) from None
-        except (Exception, SystemExit) as err:
-            raise self._error(err, prompts, completions) from err
-        return self._checked(values, prompts, completions)
-
-
-def guard_reward(func: Any, timeout_s: float | None = None) -> Any:
-    """Wraps plain and async reward callables; leaves reward models (nn.Module) and hub ids (str) alone."""
-    if isinstance(func, str | torch.nn.Module | GuardedReward):
-        return func
-    return _AsyncGuardedReward(func, timeout_s) if is_async_callable(func) else GuardedReward(func, timeout_s)
-
-
-def _call_with_deadline(func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float | None) -> Any:
-    """`func(**kwargs)`, or `_DeadlineExceeded` after `timeout_s` seconds. The call runs in a daemon thread that is
-    abandoned on timeout (a thread cannot be killed), so a reward that never returns cannot block the run."""
-    if not timeout_s:
-        return func(**kwargs)
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = func(**kwargs)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
-            outcome["error"] = err
-
-    worker = threading.Thread(target=target, name="reward-call", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise _DeadlineExceeded
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-class _DeadlineExceeded(Exception):
-    """A reward call outlived its `timeout_s` (distinct from a TimeoutError the reward raises itself)."""
-
-
-async def _await(awaitable: Any, timeout_s: float | None = None) -> Any:
-    if not timeout_s:
-        return await awaitable
-    try:
-        async with asyncio.timeout(timeout_s) as deadline:
-            return await awaitable
-    except TimeoutError:
-        if deadline.expired():
-            raise _DeadlineExceeded from None
-        raise
-
-
-def _preview(value: Any, width: int = 60) -> str:
-    if isinstance(value, list) and value and isinstance(value[-1], dict):
-        value = value[-1].get("content", "")
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= width else text[: width - 3] + "..."

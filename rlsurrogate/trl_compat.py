@@ -13,10 +13,26 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-__all__ = ["TRL_PRIVATE_MEMBERS", "generation_model", "vllm_greedy_generate", "uses_vllm"]
+__all__ = [
+    "TRL_PRIVATE_MEMBERS",
+    "append_metric",
+    "generation_buffer",
+    "generation_model",
+    "micro_step",
+    "token_logps",
+    "uses_vllm",
+    "vllm_greedy_generate",
+]
 
-# (owner, attribute) pairs this module reads; the test of this module checks each against the installed TRL.
+# (owner, attribute) pairs this module reads, and the private hooks RLTrainer overrides; the test of this module
+# checks each against the installed TRL.
 TRL_PRIVATE_MEMBERS: tuple[tuple[str, str], ...] = (
+    ("GRPOTrainer", "_calculate_rewards"),  # overridden by RLTrainer: keeps the (N, F) reward matrix
+    ("GRPOTrainer", "_generate_and_score_completions"),  # overridden by RLTrainer: the objective's on_scored
+    ("GRPOTrainer", "_step"),  # micro-batches since training started; indexes the generation buffer
+    ("GRPOTrainer", "_buffered_inputs"),  # the current generation's micro-batches
+    ("GRPOTrainer", "_get_per_token_logps_and_entropies"),
+    ("GRPOTrainer", "_metrics"),  # {"train"|"eval": {key: [values]}}, averaged by GRPOTrainer.log
     ("GRPOTrainer", "_last_loaded_step"),  # set in __init__ when use_vllm; the step whose weights vLLM holds
     ("VLLMGeneration", "sync_weights"),
     ("VLLMGeneration", "generate"),
@@ -84,3 +100,30 @@ def vllm_greedy_generate(trainer: Any, prompt_ids: list[list[int]], max_new_toke
         for name, value in saved.items():
             setattr(engine, name, value)
     return [list(ids) for ids in completion_ids]
+
+
+def micro_step(trainer: Any) -> int:
+    """Micro-batches processed since training started: TRL's `_step`, which indexes its generation buffer."""
+    return int(trainer._step)
+
+
+def generation_buffer(trainer: Any) -> list[dict[str, Any]]:
+    """The current generation's micro-batches, as TRL shuffled, split and buffered them (`_buffered_inputs`)."""
+    return list(trainer._buffered_inputs)
+
+
+def token_logps(trainer: Any, model: Any, batch: dict[str, Any], compute_entropy: bool) -> tuple[Any, Any]:
+    """`(b, T)` completion-token log-probabilities and entropies through TRL's own forward (text models)."""
+    import torch
+
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+        model, input_ids, attention_mask, batch["completion_ids"].size(1), compute_entropy=compute_entropy
+    )
+    return logps, entropies
+
+
+def append_metric(trainer: Any, mode: str, key: str, value: float) -> None:
+    """Adds a value to TRL's per-step metrics (`_metrics[mode][key]`), averaged and logged by GRPOTrainer.log."""
+    trainer._metrics[mode][key].append(float(value))

@@ -65,20 +65,17 @@ def real(steps: int, tiny: bool) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
 
+    from rlsurrogate.build import grpo_config, load
     from rlsurrogate.models import load_model, tiny_model
-    from rlsurrogate.objectives import build_objective
-    from rlsurrogate.recipe import load_recipe
     from rlsurrogate.tasks.loaders import load_rows
-    from rlsurrogate.train import build_grpo_config, build_rewards
     from rlsurrogate.trainer import RLTrainer
 
     out = tempfile.mkdtemp(prefix="bench_diag_")
     overrides = [f"training.max_steps={steps}", 'training.save_strategy="no"', f"output_dir={out}"]
-    recipe = load_recipe(str(REPO / "recipes" / "format_length_cpu.yaml"), overrides=overrides)
+    recipe, resolved = load(str(REPO / "recipes" / "format_length_cpu.yaml"), overrides=overrides)
     train_rows, _ = load_rows(recipe.data)
-    funcs, weights = build_rewards(recipe)
-    objective = build_objective(recipe.objective.name, recipe.objective.params)
-    config = build_grpo_config(recipe, objective, weights)
+    funcs, objective = resolved.rewards, resolved.objective
+    config = grpo_config(recipe, resolved)
     model, tokenizer = tiny_model() if tiny else load_model(recipe.model.name)
 
     listener_s: list[float] = []

@@ -13,8 +13,9 @@ from trl import GRPOConfig
 from rlsurrogate.errors import RewardError
 from rlsurrogate.objectives import build_objective
 from rlsurrogate.objectives.base import Objective
+from rlsurrogate.rewards.guard import GuardedReward
 from rlsurrogate.tasks import build_task
-from rlsurrogate.trainer import GuardedReward, RLTrainer
+from rlsurrogate.trainer import RLTrainer
 
 
 def _length_reward(completions, completion_ids, **kwargs):
@@ -179,7 +180,7 @@ def test_dry_run_fails_before_training_on_a_broken_reward(tmp_path, tiny):
 def test_async_rewards_are_guarded_and_dry_run():
     import asyncio
 
-    from rlsurrogate.trainer import guard_reward
+    from rlsurrogate.rewards.guard import guard_reward
 
     async def slow_reward(completions, **kwargs):
         await asyncio.sleep(0)
@@ -197,7 +198,7 @@ def test_reward_timeout_sys_exit_and_own_timeout_errors():
     import asyncio
     import time
 
-    from rlsurrogate.trainer import guard_reward
+    from rlsurrogate.rewards.guard import guard_reward
 
     def stuck(completions, **kwargs):
         time.sleep(30)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from rlsurrogate.objectives.base import Objective
+from rlsurrogate.objectives.disco import DisCO
+from rlsurrogate.objectives.grpo import GRPO_FAMILY
 from rlsurrogate.registry import Registry
 
 __all__ = ["OBJECTIVES", "build_objective"]
 
-OBJECTIVES: Registry = Registry("objective")
-
-# Importing the method modules registers them (they need OBJECTIVES, defined above).
-from rlsurrogate.objectives import disco, grpo  # noqa: E402,F401
+OBJECTIVES: Registry = Registry(
+    "objective",
+    {
+        **GRPO_FAMILY,
+        "disco": lambda **params: DisCO("disco", **params),
+        "disco_b": lambda **params: DisCO("disco_b", **{"variant": "disco_b", **params}),
+    },
+)
 
 
 def build_objective(name: str, params: dict | None = None) -> Objective:

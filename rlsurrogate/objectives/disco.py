@@ -51,14 +51,14 @@ negative score), `objective/kl` (token-mean KL(old || current)), `objective/cons
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from rlsurrogate.errors import ConfigError, RewardError, UnsupportedError
-from rlsurrogate.objectives import OBJECTIVES
-from rlsurrogate.objectives.base import Objective, ScoredBatch
+from rlsurrogate.objectives.base import Objective, ScoredBatch, TrainerView, config_from_params
 
 __all__ = [
     "DisCOConfig",
@@ -271,14 +271,8 @@ class DisCO(Objective):
     """DisCO on RLTrainer: the loss of each optimizer step is the full-batch `disco_loss` over all processes."""
 
     def __init__(self, name: str = "disco", **params: Any):
-        known = {f.name for f in fields(DisCOConfig)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                [f"objective.params.{k}: unknown for {name}. Valid: {', '.join(sorted(known))}." for k in unknown]
-            )
         self.name = name
-        self.config = DisCOConfig(**params)
+        self.config = config_from_params(DisCOConfig, name, params)
         self._window: list[dict[str, Any]] | None = None
         self._plan: _Plan | None = None
 
@@ -286,29 +280,29 @@ class DisCO(Objective):
         # No reference model: the only KL is to the rollout policy (§1.5).
         return {"beta": 0.0}
 
-    def check(self, recipe: Any) -> list[str]:
+    def check(self, reward_names: Sequence[str], training_value: Callable[[str], Any]) -> list[str]:
         problems = []
-        names = [spec.name.rsplit(":", 1)[-1] for spec in recipe.rewards]
-        if self.config.label_reward not in names:
+        if self.config.label_reward not in reward_names:
             problems.append(
                 f'objective.params.label_reward = "{self.config.label_reward}": not among the recipe\'s rewards '
-                f"({', '.join(names) or 'none'}); add it to `rewards` (weight 0 keeps it out of the summed reward)."
+                f"({', '.join(reward_names) or 'none'}); add it to `rewards` (weight 0 keeps it out of the summed "
+                "reward)."
             )
-        accumulation = recipe.training_value("gradient_accumulation_steps") or 1
-        per_generation = recipe.training_value("steps_per_generation") or accumulation
+        accumulation = training_value("gradient_accumulation_steps") or 1
+        per_generation = training_value("steps_per_generation") or accumulation
         if per_generation % accumulation:
             problems.append(
                 f"training.steps_per_generation = {per_generation}: DisCO needs a multiple of "
                 f"gradient_accumulation_steps ({accumulation}) so that each optimizer step holds whole questions."
             )
-        if recipe.training_value("beta"):
+        if training_value("beta"):
             problems.append(
-                f"training.beta = {recipe.training_value('beta')}: DisCO has no reference-model KL; use "
+                f"training.beta = {training_value('beta')}: DisCO has no reference-model KL; use "
                 "objective.params.beta/delta for its trust region."
             )
         return problems
 
-    def on_scored(self, trainer: Any, scored: ScoredBatch, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def on_scored(self, trainer: TrainerView, scored: ScoredBatch, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if self.config.label_reward not in scored.reward_names:
             raise ConfigError(
                 f'objective.params.label_reward = "{self.config.label_reward}": no such reward in this run '
@@ -323,7 +317,7 @@ class DisCO(Objective):
             "disco_group": scored.group_ids[scored.local_slice].to(device),
         }
 
-    def compute_loss(self, trainer: Any, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+    def compute_loss(self, trainer: TrainerView, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
         if not trainer.model.training:
             return self._eval_loss(trainer, model, inputs)
         args = trainer.args
@@ -333,7 +327,7 @@ class DisCO(Objective):
                 f"DisCO: steps_per_generation ({per_generation}) must be a multiple of gradient_accumulation_steps "
                 f"({accumulation}), so that each optimizer step holds whole questions."
             )
-        index = trainer._step % per_generation  # TRL 1.16: position of this micro-batch in the generation buffer
+        index = trainer.micro_step() % per_generation  # position of this micro-batch in the generation buffer
         j = index % accumulation
         if j == 0 or self._plan is None:
             self._window = self._select(trainer, index // accumulation)
@@ -344,7 +338,7 @@ class DisCO(Objective):
         old = logps.detach() if old is None else old
         scores = _score(self.config.score, logps, old, mask)  # (b,)
         if self._plan is None:
-            first_step = trainer._step % (per_generation * trainer.num_iterations) < accumulation
+            first_step = trainer.micro_step() % (per_generation * trainer.num_iterations) < accumulation
             # One micro-batch per step: this forward already has every current score, no extra pass needed.
             live = (scores.detach(), ((old - logps.detach()) * mask).sum()) if accumulation == 1 else None
             self._plan = self._make_plan(trainer, self._window, first_step, live)
@@ -365,7 +359,7 @@ class DisCO(Objective):
         """The micro-batches of optimizer step k of the current generation (whole questions when K > 1)."""
         accumulation = trainer.args.gradient_accumulation_steps
         K = trainer.args.steps_per_generation // accumulation
-        buffer = trainer._buffered_inputs
+        buffer = trainer.generation_buffer()
         return list(buffer) if K == 1 else _whole_questions(buffer, k, K, accumulation)
 
     def _make_plan(
@@ -452,10 +446,6 @@ class DisCO(Objective):
         trainer.log_metric("objective/entropy", entropy)
 
 
-OBJECTIVES.register("disco")(lambda **params: DisCO("disco", **params))
-OBJECTIVES.register("disco_b")(lambda **params: DisCO("disco_b", **{"variant": "disco_b", **params}))
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # private helpers
 
@@ -487,13 +477,9 @@ def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
     return mask * batch["tool_mask"] if batch.get("tool_mask") is not None else mask
 
 
-def _forward(trainer: Any, model: Any, batch: dict[str, Any], compute_entropy: bool):
-    """Token log-probs `(b, T)`, entropies and loss mask of a batch, through TRL's forward (text models)."""
-    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
-    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
-    logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
-        model, input_ids, attention_mask, batch["completion_ids"].size(1), compute_entropy=compute_entropy
-    )
+def _forward(trainer: TrainerView, model: Any, batch: dict[str, Any], compute_entropy: bool):
+    """Token log-probs `(b, T)`, entropies and loss mask of a batch, through the trainer's forward."""
+    logps, entropies = trainer.token_logps(model, batch, compute_entropy)
     return logps, entropies, _loss_mask(batch).to(logps.dtype)
 
 

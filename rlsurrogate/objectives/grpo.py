@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.objectives import OBJECTIVES
-from rlsurrogate.objectives.base import Objective
+from rlsurrogate.objectives.base import Objective, config_from_params
 
-__all__ = ["GRPOFamilyConfig", "GRPOFamily"]
+__all__ = ["GRPOFamilyConfig", "GRPOFamily", "GRPO_FAMILY"]
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 
@@ -58,14 +57,8 @@ class GRPOFamily(Objective):
     """Selects one of TRL's GRPO loss types; the loss itself is TRL's."""
 
     def __init__(self, name: str = "grpo", **params: Any):
-        known = {f.name for f in fields(GRPOFamilyConfig)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                [f"objective.params.{k}: unknown for {name}. Valid: {', '.join(sorted(known))}." for k in unknown]
-            )
         self.name = name
-        self.config = GRPOFamilyConfig(**params)
+        self.config = config_from_params(GRPOFamilyConfig, name, params)
 
     def config_overrides(self) -> dict[str, Any]:
         return {
@@ -75,13 +68,14 @@ class GRPOFamily(Objective):
         }
 
 
-def _register(name: str, **defaults: Any) -> None:
+def _factory(name: str, **defaults: Any) -> Any:
     def factory(**params: Any) -> GRPOFamily:
         return GRPOFamily(name, **{**defaults, **params})
 
-    OBJECTIVES.register(name)(factory)
+    return factory
 
 
-for _loss_type in LOSS_TYPES:
-    _register(_loss_type, loss_type=_loss_type)
-_register("gspo", loss_type="grpo", importance_sampling_level="sequence")
+# name -> factory of the GRPOFamily objective it names; the registry in objectives/__init__.py lists these.
+GRPO_FAMILY = {name: _factory(name, loss_type=name) for name in LOSS_TYPES} | {
+    "gspo": _factory("gspo", loss_type="grpo", importance_sampling_level="sequence")
+}

@@ -8,9 +8,8 @@ Importing this package does not import torch, TRL, SymPy or math-verify.
 
 from __future__ import annotations
 
-# The built-in modules register their factories in REWARDS when imported.
-from rlsurrogate.rewards import accuracy, boxed_number, format_length  # noqa: F401
-from rlsurrogate.rewards.guard import check_reward_output
-from rlsurrogate.rewards.loading import REWARDS, build_reward, check_reward_spec
+from rlsurrogate.rewards.builtin import REWARDS
+from rlsurrogate.rewards.guard import GuardedReward, check_reward_output, guard_reward
+from rlsurrogate.rewards.loading import build_reward, check_reward_spec
 
-__all__ = ["REWARDS", "build_reward", "check_reward_output", "check_reward_spec"]
+__all__ = ["REWARDS", "GuardedReward", "build_reward", "check_reward_output", "check_reward_spec", "guard_reward"]

@@ -30,7 +30,6 @@ from typing import Any
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS, completion_text, last_boxed, parse_plain_number
-from rlsurrogate.rewards.loading import REWARDS
 from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, exponents_bounded, preload, safe_parse, time_limit
 
 __all__ = ["grade", "make_accuracy"]
@@ -59,7 +58,6 @@ _WARM_UP = (
 _EXPLOSIVE = re.compile(r"\^|\*\*|!|\\binom|\\choose|\\fact|\\Gamma|\\uparrow")
 
 
-@REWARDS.register("accuracy")
 def make_accuracy(*, answer_column: str = "answer", timeout_s: float = DEFAULT_TIMEOUT_S) -> _AccuracyReward:
     """Accuracy reward ∈ {0, 1}, or None when the gold answer does not parse (arXiv 2505.19439 §3.1 baseline).
 

@@ -25,7 +25,6 @@ from typing import Any
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed import completion_text, last_boxed, parse_plain_number
-from rlsurrogate.rewards.loading import REWARDS
 
 __all__ = ["boxed_number_ok", "make_boxed_number"]
 
@@ -43,7 +42,6 @@ def boxed_number_ok(completion: Any) -> bool:
     return content is not None and parse_plain_number(content) is not None
 
 
-@REWARDS.register("boxed_number")
 def make_boxed_number(*, single_box: bool = False, partial_credit: float = 0.0) -> _BoxedNumberReward:
     """Boxed-number reward ∈ {0, partial_credit, 1}: 1 iff the last `\\boxed{}` holds exactly one plain number.
 

@@ -39,7 +39,6 @@ from typing import Any
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.rewards.boxed import completion_text, last_boxed
-from rlsurrogate.rewards.loading import REWARDS
 from rlsurrogate.rewards.sympy_guard import is_valid_math
 
 __all__ = [
@@ -157,7 +156,6 @@ def format_ok(completion: Any) -> bool:
     return is_valid_math(last_boxed(completion_text(completion)))
 
 
-@REWARDS.register("format")
 def make_format() -> _FormatReward:
     """Format reward R_f ∈ {0, 1} (arXiv 2505.19439 §2): 1 iff the last `\\boxed{}` holds valid mathematics.
 
@@ -168,7 +166,6 @@ def make_format() -> _FormatReward:
     return _FormatReward()
 
 
-@REWARDS.register("length")
 def make_length(*, max_length: int, p: float = 0.5, shape: str = "quadratic") -> _LengthReward:
     """Length reward R_l ∈ [-1, 1] (Eq. 2-3, or the Eq. 4 polyline) of the completion's token count.
 
@@ -179,7 +176,6 @@ def make_length(*, max_length: int, p: float = 0.5, shape: str = "quadratic") ->
     return _LengthReward(FormatLengthConfig(max_length=max_length, p=p, shape=shape, reward_name="length"))
 
 
-@REWARDS.register("format_length")
 def make_format_length(
     *, max_length: int, p: float = 0.5, w_fmt: float = 1.0, shape: str = "quadratic"
 ) -> _FormatLengthReward:

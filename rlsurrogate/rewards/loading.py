@@ -28,11 +28,11 @@ from types import ModuleType
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.registry import Registry, did_you_mean
+from rlsurrogate.registry import did_you_mean
+from rlsurrogate.rewards.builtin import REWARDS
 
 __all__ = ["REWARDS", "build_reward", "check_reward_spec"]
 
-REWARDS: Registry[Callable[..., Callable[..., list[float | None]]]] = Registry("reward")
 
 # Keywords TRL 1.16 passes to every reward (TRL_NOTES.md §1.3); dataset columns come on top of these.
 TRL_REWARD_KEYWORDS = ("prompts", "completions", "completion_ids")

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import random
 
-from rlsurrogate.tasks import TASKS
-
 INSTRUCTION = "Put the final answer in \\boxed{}."
 # One problem in five goes to the held-out split; the hash makes the assignment independent of the seed.
 EVAL_FRACTION = 0.2
@@ -36,7 +34,6 @@ _TEMPLATES = [
 ]
 
 
-@TASKS.register("arithmetic")
 def arithmetic(split: str, num: int, seed: int = 0, chat: bool = True) -> list[dict]:
     """`num` distinct problems of `split` ("train" | "eval"), each {"prompt", "answer", "question"}.
 

@@ -1,6 +1,6 @@
 """Bad recipes, overrides and data files: each must be refused with one short line (exit 2 on the command line).
 
-In-process cases call `load_recipe` (what `rlsurrogate train` does first) and `load_rows` (the data it loads before
+In-process cases call `rlsurrogate.build.load` / `validate` (what `rlsurrogate train` does first) and `load_rows` (the data it loads before
 the model); command-line cases run `rlsurrogate train` and check the exit code, that stderr holds `error:` lines and
 no traceback, and that nothing was written. A refusal of more than `MAX_LINE` characters counts as a traceback: a
 351 MB error line is no clear answer.
@@ -161,13 +161,13 @@ def _one_line(err: BaseException) -> Outcome:
 
 
 def _load_text(text: str | bytes) -> Outcome:
-    from rlsurrogate.recipe import load_recipe
+    from rlsurrogate.build import load
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "recipe.yaml"
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
         try:
-            load_recipe(path)
+            load(path)
         except RLSurrogateError as err:
             return _one_line(err)
     return traceback("accepted")
@@ -176,26 +176,26 @@ def _load_text(text: str | bytes) -> Outcome:
 def _load_changes(changes: dict[str, Any]) -> Outcome:
     import copy
 
-    from rlsurrogate.recipe import recipe_from_dict
+    from rlsurrogate.build import validate
 
     raw = copy.deepcopy(GOOD)
     for dotted, value in changes.items():
         _set(raw, dotted, value)
     try:
-        recipe_from_dict(raw)
+        validate(raw)
     except RLSurrogateError as err:
         return _one_line(err)
     return traceback("accepted")
 
 
 def _load_overrides(overrides: list[str]) -> Outcome:
-    from rlsurrogate.recipe import load_recipe
+    from rlsurrogate.build import load
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "recipe.yaml"
         path.write_text(yaml.safe_dump(GOOD))
         try:
-            load_recipe(path, overrides=overrides)
+            load(path, overrides=overrides)
         except RLSurrogateError as err:
             return _one_line(err)
     return traceback("accepted")

@@ -70,7 +70,7 @@ REWARDS: dict[str, tuple[Callable[..., Any], float | None]] = {
 
 
 def _run(func: Callable[..., Any], timeout_s: float | None) -> Outcome:
-    from rlsurrogate.trainer import guard_reward
+    from rlsurrogate.rewards.guard import guard_reward
 
     guarded = guard_reward(func, timeout_s)
     kwargs = {"prompts": PROMPTS, "completions": COMPLETIONS, "completion_ids": [[1], [2]]}

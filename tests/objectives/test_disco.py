@@ -334,21 +334,12 @@ def test_config_validation_and_defaults():
     assert build_objective("disco_b").config.variant == "disco_b"
 
 
-def test_recipe_check():
-    from rlsurrogate.recipe import DataConfig, ModelConfig, Recipe, RewardSpec
-
-    recipe = Recipe(
-        model=ModelConfig(name="x"),
-        data=DataConfig(task="arithmetic"),
-        rewards=[RewardSpec(name="format")],
-        training={"gradient_accumulation_steps": 2, "steps_per_generation": 3, "beta": 0.04},
-    )
-    problems = build_objective("disco", {"label_reward": "accuracy"}).check(recipe)
+def test_run_check():
+    training = {"gradient_accumulation_steps": 2, "steps_per_generation": 3, "beta": 0.04}
+    problems = build_objective("disco", {"label_reward": "accuracy"}).check(["format"], training.get)
     assert len(problems) == 3
     assert "label_reward" in problems[0] and "steps_per_generation" in problems[1] and "beta" in problems[2]
-    recipe.rewards.append(RewardSpec(name="rewards/my.py:accuracy"))
-    recipe.training = {}
-    assert build_objective("disco", {"label_reward": "accuracy"}).check(recipe) == []
+    assert build_objective("disco", {"label_reward": "accuracy"}).check(["format", "accuracy"], {}.get) == []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -356,7 +347,7 @@ def test_recipe_check():
 
 
 class _StandInTrainer:
-    """Just what DisCO.compute_loss reads from RLTrainer/TRL 1.16; token log-probs come from a (T, V) table."""
+    """The `TrainerView` protocol DisCO reads (objectives/base.py); token log-probs come from a (T, V) table."""
 
     def __init__(self, theta, buffer, accumulation, per_generation, num_iterations=1):
         from types import SimpleNamespace
@@ -364,8 +355,8 @@ class _StandInTrainer:
         self.theta = theta
         self.args = SimpleNamespace(gradient_accumulation_steps=accumulation, steps_per_generation=per_generation)
         self.num_iterations = num_iterations
-        self._buffered_inputs = buffer
-        self._step = 0
+        self.buffer = buffer
+        self.step = 0
         self.accelerator = SimpleNamespace(num_processes=1, process_index=0, reduce=lambda x, reduction: x)
         self.model = SimpleNamespace(training=True)
         self.metrics = {}
@@ -373,12 +364,18 @@ class _StandInTrainer:
     def log_metric(self, key, value):
         self.metrics.setdefault(key, []).append(value)
 
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, **kwargs):
+    def micro_step(self):
+        return self.step
+
+    def generation_buffer(self):
+        return self.buffer
+
+    def token_logps(self, model, batch, compute_entropy):
         table = torch.log_softmax(self.theta, dim=-1)  # (T, V)
-        ids = input_ids[:, -logits_to_keep:]
+        ids = batch["completion_ids"]
         logps = table.unsqueeze(0).expand(len(ids), -1, -1).gather(2, ids.unsqueeze(2)).squeeze(2)
         entropy = -(table.exp() * table).sum(-1).unsqueeze(0).expand(len(ids), -1)
-        return logps, entropy, None
+        return logps, entropy
 
 
 def _generation_batch(theta, N=24, G=4, T=6, seed=0, with_old=False):
@@ -440,8 +437,8 @@ def test_micro_batches_sum_to_full_batch(score, variant, accumulation, per_gener
         theta.grad = None
         total = 0.0
         for j in range(accumulation):
-            trainer._step = k * accumulation + j
-            loss = objective.compute_loss(trainer, None, buffer[trainer._step])
+            trainer.step = k * accumulation + j
+            loss = objective.compute_loss(trainer, None, buffer[trainer.step])
             loss.backward()
             total += loss.item()
         rows = {key: (v[batch["disco_group"] % K == k] if v.ndim else v) for key, v in batch.items()}

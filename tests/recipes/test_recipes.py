@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rlsurrogate.build import load, validate
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.recipe import load_recipe, recipe_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(p for p in (REPO / "recipes").glob("*.yaml"))
@@ -22,6 +22,15 @@ GOOD = {
     "generation": {"num_generations": 4, "max_completion_length": 16},
     "training": {"per_device_train_batch_size": 4, "max_steps": 1},
 }
+
+
+def _validate(raw, **kwargs):
+    """The recipe of a raw mapping, schema and names checked together (what `rlsurrogate train` does)."""
+    return validate(raw, **kwargs)[0]
+
+
+def _load(path, **kwargs):
+    return load(path, **kwargs)[0]
 
 
 def _with(**changes):
@@ -40,7 +49,7 @@ def _with(**changes):
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_every_shipped_recipe_loads(path, monkeypatch):
     monkeypatch.chdir(REPO)
-    recipe = load_recipe(path)
+    recipe = _load(path)
     assert recipe.rewards and recipe.model.name
     assert path.read_text().lstrip().startswith("#"), "each recipe starts with a comment giving its launch command"
 
@@ -51,7 +60,7 @@ def test_accelerate_configs_are_yaml_mappings():
 
 
 def test_good_recipe_builds_typed_sections():
-    recipe = recipe_from_dict(GOOD)
+    recipe = _validate(GOOD)
     assert recipe.generation.num_generations == 4
     assert recipe.training_value("per_device_train_batch_size") == 4
     assert recipe.training_value("logging_steps") == 1  # our default
@@ -108,7 +117,7 @@ def test_good_recipe_builds_typed_sections():
 )
 def test_each_bad_recipe_gives_its_one_line_error(changes, expected):
     with pytest.raises(ConfigError) as info:
-        recipe_from_dict(_with(**changes))
+        _validate(_with(**changes))
     lines = info.value.problems
     assert any(expected in line for line in lines), lines
     assert all("\n" not in line for line in lines)
@@ -134,7 +143,7 @@ def test_hostile_yaml_is_refused_in_one_short_line(tmp_path, text, fragment):
     path = tmp_path / "bomb.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
-        load_recipe(path)
+        _load(path)
     message = str(info.value)
     assert fragment in message and "\n" not in message and len(message) < 600
 
@@ -143,10 +152,10 @@ def test_non_utf8_and_huge_recipes_are_refused(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("model: {name: caf\xe9}\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset 17\)"):
-        load_recipe(path)
+        _load(path)
     path.write_text("# " + "x" * 2_000_000)
     with pytest.raises(ConfigError, match="2,000,002 bytes"):
-        load_recipe(path)
+        _load(path)
 
 
 @pytest.mark.parametrize(
@@ -162,47 +171,47 @@ def test_bad_overrides_get_one_line(tmp_path, override, fragment):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({**GOOD, "training": {"max_steps": 1}}))
     with pytest.raises(ConfigError) as info:
-        load_recipe(path, overrides=[override])
+        _load(path, overrides=[override])
     assert any(fragment in line for line in info.value.problems), info.value.problems
 
 
 def test_problem_lines_are_cut_to_a_readable_length():
     raw = _with(generation__vllm_mode="x" * 100_000)
     with pytest.raises(ConfigError) as info:
-        recipe_from_dict(raw)
+        _validate(raw)
     line = next(p for p in info.value.problems if p.startswith("generation.vllm_mode"))
     assert len(line) <= 500 and line.endswith("more characters)")
 
 
 def test_trl_eval_strategy_steps_maps_onto_every_steps():
-    recipe = recipe_from_dict(_with(training__eval_strategy="steps", training__eval_steps=5))
+    recipe = _validate(_with(training__eval_strategy="steps", training__eval_steps=5))
     assert recipe.eval.every_steps == 5
     assert "eval_strategy" not in recipe.training and "eval_steps" not in recipe.training
-    assert "eval_strategy" not in recipe_from_dict(_with(training__eval_strategy="no")).training
+    assert "eval_strategy" not in _validate(_with(training__eval_strategy="no")).training
 
 
 def test_accuracy_is_the_default_gold_metric_and_any_reward_can_be_marked():
-    recipe = recipe_from_dict(
+    recipe = _validate(
         _with(
             rewards=[{"name": "format_length"}, {"name": "accuracy", "weight": 0.0}, {"name": "format", "gold": True}]
         )
     )
     assert [spec.is_gold for spec in recipe.rewards] == [False, True, True]
-    recipe = recipe_from_dict(_with(rewards=[{"name": "accuracy", "gold": False}]))
+    recipe = _validate(_with(rewards=[{"name": "accuracy", "gold": False}]))
     assert not recipe.rewards[0].is_gold
 
 
 def test_unknown_reward_names_the_valid_ones():
     raw = _with(rewards=[{"name": "format_lenght"}])
     with pytest.raises(ConfigError) as info:
-        recipe_from_dict(raw)
+        _validate(raw)
     assert any('Did you mean "format_length"' in p for p in info.value.problems), info.value.problems
 
 
 def test_all_problems_are_reported_together():
     raw = _with(training__learning_rat=1e-5, generation__temprature=0.7, data__task="arithmetik")
     with pytest.raises(ConfigError) as info:
-        recipe_from_dict(raw)
+        _validate(raw)
     assert len(info.value.problems) >= 3
 
 
@@ -210,7 +219,7 @@ def test_unknown_section_and_missing_section():
     raw = dict(GOOD, trainer={"x": 1})
     del raw["rewards"]
     with pytest.raises(ConfigError) as info:
-        recipe_from_dict(raw)
+        _validate(raw)
     text = "\n".join(info.value.problems)
     assert 'trainer: unknown section. Did you mean "training"?' in text
     assert "rewards: missing" in text
@@ -219,19 +228,19 @@ def test_unknown_section_and_missing_section():
 def test_overrides_apply_and_are_validated(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(GOOD))
-    recipe = load_recipe(path, overrides=["training.max_steps=7", "generation.temperature=0.5"])
+    recipe = _load(path, overrides=["training.max_steps=7", "generation.temperature=0.5"])
     assert recipe.training["max_steps"] == 7 and recipe.generation.temperature == 0.5
     with pytest.raises(ConfigError, match="generation.temperature = 0"):
-        load_recipe(path, overrides=["generation.temperature=0"])
+        _load(path, overrides=["generation.temperature=0"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
-        load_recipe(path, overrides=["training.max_steps"])
+        _load(path, overrides=["training.max_steps"])
 
 
 def test_batch_check_counts_processes():
     raw = _with(training__per_device_train_batch_size=2)
     with pytest.raises(ConfigError, match="not divisible by num_generations 4"):
-        recipe_from_dict(raw, num_processes=1)
-    assert recipe_from_dict(raw, num_processes=2).generation.num_generations == 4
+        _validate(raw, num_processes=1)
+    assert _validate(raw, num_processes=2).generation.num_generations == 4
 
 
 def test_cli_prints_one_line_per_problem_without_traceback(tmp_path):
@@ -258,12 +267,12 @@ def test_yaml_1_2_scalars(tmp_path):
     """`no` stays a string (save_strategy: no), `5e-5` is a float."""
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(GOOD))
-    recipe = load_recipe(path, overrides=["training.save_strategy=no", "eval.before=false"])
+    recipe = _load(path, overrides=["training.save_strategy=no", "eval.before=false"])
     assert recipe.training["save_strategy"] == "no" and recipe.eval.before is False
 
 
 def test_exponent_floats_without_a_dot_are_floats(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(GOOD).replace("max_steps: 1", "max_steps: 1\n  learning_rate: 5e-5"))
-    assert load_recipe(path).training["learning_rate"] == 5e-5
-    assert load_recipe(path, overrides=["training.learning_rate=1e-4"]).training["learning_rate"] == 1e-4
+    assert _load(path).training["learning_rate"] == 5e-5
+    assert _load(path, overrides=["training.learning_rate=1e-4"]).training["learning_rate"] == 1e-4

@@ -1,0 +1,227 @@
+"""A recipe's names, resolved once: rewards, objective, optimizer; every problem collected into one ConfigError.
+
+`recipe.py` checks a recipe's shape (keys, types, ranges) and resolves no names. This module turns the names into
+objects, each exactly once per process: the model name is checked (nothing is loaded), the task looked up, every
+reward built (a user's reward file is imported here, once, and its factory called once), the objective built and
+asked to check the run, the optimizer looked up and its arguments checked on a dummy parameter. Problems of the
+schema and of the names are reported together, one line each, before anything expensive starts.
+
+    recipe, resolved = load("recipes/quickstart.yaml", overrides=["training.max_steps=2"])
+    config = grpo_config(recipe, resolved)
+
+Data flow of one recipe: YAML -> `recipe.parse_recipe` (Recipe + schema problems) -> `resolve` (Resolved + name
+problems) -> `train.train(recipe, resolved)` -> RLTrainer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.recipe import TRAINING_DEFAULTS, Recipe, RewardSpec, apply_overrides, parse_recipe, read_recipe
+from rlsurrogate.registry import did_you_mean
+
+__all__ = ["Resolved", "load", "validate", "resolve", "grpo_config", "reward_params"]
+
+
+@dataclass
+class Resolved:
+    """What a recipe's names stand for, built once.
+
+    Attributes:
+        rewards: the reward callables (TRL's signature), in recipe order.
+        reward_names: their metric names (`__name__`).
+        weights, timeouts, gold: per reward, from the recipe.
+        objective: the objective object.
+        optimizer: (class, kwargs without lr) for the Trainer's `optimizer_cls_and_kwargs`; None keeps AdamW.
+    """
+
+    rewards: list[Callable[..., list[float | None]]]
+    reward_names: list[str]
+    weights: list[float]
+    timeouts: list[float | None]
+    gold: list[bool]
+    objective: Any
+    optimizer: tuple[type, dict[str, Any]] | None
+
+
+def load(
+    path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None
+) -> tuple[Recipe, Resolved]:
+    """Reads, overrides and validates a YAML recipe and resolves its names; one ConfigError lists every problem."""
+    raw = read_recipe(path)
+    return validate(apply_overrides(raw, overrides or []), source=str(path), num_processes=num_processes)
+
+
+def validate(
+    raw: dict[str, Any], source: str | None = None, num_processes: int | None = None
+) -> tuple[Recipe, Resolved]:
+    """The recipe of a parsed YAML mapping and its resolved names; one ConfigError lists every problem."""
+    recipe, problems, broken = parse_recipe(raw, source=source, num_processes=num_processes)
+    resolved, name_problems = _resolve(recipe, broken)
+    problems += name_problems
+    if problems or resolved is None:
+        raise ConfigError(problems, header=f"recipe {source or '<dict>'} has problems:")
+    return recipe, resolved
+
+
+def resolve(recipe: Recipe) -> Resolved:
+    """The names of an already parsed recipe, resolved; raises ConfigError listing every problem."""
+    resolved, problems = _resolve(recipe, set())
+    if problems or resolved is None:
+        raise ConfigError(problems, header=f"recipe {recipe.source or '<dict>'} has problems:")
+    return resolved
+
+
+def reward_params(recipe: Recipe, spec: RewardSpec) -> dict[str, Any]:
+    """A reward's factory arguments; built-in factories taking `max_length` get generation.max_completion_length."""
+    from rlsurrogate.rewards import REWARDS
+
+    params = dict(spec.params)
+    if spec.name in REWARDS and "max_length" in inspect.signature(REWARDS.get(spec.name)).parameters:
+        params.setdefault("max_length", recipe.generation.max_completion_length)
+    return params
+
+
+def grpo_config(recipe: Recipe, resolved: Resolved) -> Any:
+    """GRPOConfig from: our defaults < the recipe's `training` < generation < the objective's overrides."""
+    import torch
+    from trl import GRPOConfig
+
+    gen = recipe.generation
+    bf16_available = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    kwargs: dict[str, Any] = {**TRAINING_DEFAULTS, "bf16": bf16_available, **recipe.training}
+    if not torch.cuda.is_available():
+        # Without a GPU, `accelerate launch --multi_gpu` ranks must run on the CPU with gloo; use_cpu selects that.
+        kwargs.setdefault("use_cpu", True)
+    kwargs.update(
+        output_dir=recipe.output_dir,
+        num_generations=gen.num_generations,
+        max_completion_length=gen.max_completion_length,
+        temperature=gen.temperature,
+        top_p=gen.top_p,
+        top_k=gen.top_k,
+        use_vllm=gen.use_vllm,
+        vllm_mode=gen.vllm_mode,
+        reward_weights=resolved.weights,
+    )
+    kwargs.update(resolved.objective.config_overrides())
+    if kwargs.get("bf16") and not bf16_available:
+        raise ConfigError("training.bf16 = true: this machine has no bf16-capable GPU; set training.bf16: false.")
+    return GRPOConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _resolve(recipe: Recipe, broken: set[str]) -> tuple[Resolved | None, list[str]]:
+    """Every name of the recipe resolved once; sections in `broken` already have their problems listed."""
+    from rlsurrogate import models, tasks
+
+    problems: list[str] = []
+    if "model" not in broken:
+        problems += models.check_model_name(recipe.model.name)
+    if "data" not in broken and recipe.data.task and recipe.data.task not in tasks.task_names():
+        problems.append(
+            f'data.task = "{recipe.data.task}": unknown.{did_you_mean(recipe.data.task, tasks.task_names())} '
+            f"Valid: {', '.join(tasks.task_names())}."
+        )
+    rewards, names = _rewards(recipe, problems)
+    objective = None if "objective" in broken else _objective(recipe, names, "rewards" not in broken, problems)
+    optimizer = None if "optimizer" in broken else _optimizer(recipe, problems)
+    if problems or objective is None or len(rewards) != len(recipe.rewards):
+        return None, problems
+    return (
+        Resolved(
+            rewards=rewards,
+            reward_names=names,
+            weights=[float(spec.weight) for spec in recipe.rewards],
+            timeouts=[spec.timeout_s for spec in recipe.rewards],
+            gold=[spec.is_gold for spec in recipe.rewards],
+            objective=objective,
+            optimizer=optimizer,
+        ),
+        problems,
+    )
+
+
+def _rewards(recipe: Recipe, problems: list[str]) -> tuple[list[Callable[..., Any]], list[str]]:
+    from rlsurrogate.rewards import build_reward
+
+    rewards, names = [], []
+    for i, spec in enumerate(recipe.rewards):
+        try:
+            reward = build_reward(spec.name, reward_params(recipe, spec))
+        except ConfigError as err:
+            problems += [f"rewards[{i}] ({spec.name}): {p}" for p in err.problems]
+            names.append(spec.name.rsplit(":", 1)[-1])
+            continue
+        rewards.append(reward)
+        names.append(getattr(reward, "__name__", type(reward).__name__))
+    return rewards, names
+
+
+def _objective(recipe: Recipe, reward_names: list[str], check: bool, problems: list[str]) -> Any:
+    from rlsurrogate.objectives import OBJECTIVES
+
+    name = recipe.objective.name
+    if name not in OBJECTIVES:
+        problems.append(
+            f'objective.name = "{name}": unknown objective.{did_you_mean(name, OBJECTIVES.names())} '
+            f"Valid: {', '.join(OBJECTIVES.names())}."
+        )
+        return None
+    try:
+        objective = OBJECTIVES.get(name)(**recipe.objective.params)
+    except ConfigError as err:
+        problems += [f"objective: {p}" for p in err.problems]
+        return None
+    except TypeError as err:
+        problems.append(f"objective.params: {err}.")
+        return None
+    if check:
+        problems += objective.check(reward_names, recipe.training_value)
+    return objective
+
+
+def _optimizer(recipe: Recipe, problems: list[str]) -> tuple[type, dict[str, Any]] | None:
+    """(class, kwargs) of a trainer optimizer named in the recipe; None keeps the Trainer's own AdamW."""
+    from rlsurrogate.optim import OPTIMIZERS
+
+    spec = recipe.optimizer
+    valid = ["adamw", *OPTIMIZERS.names()]
+    if spec.name == "adamw":
+        if spec.params:
+            problems.append("optimizer.params: adamw takes its settings from training (optim, adam_beta1, ...).")
+        return None
+    if spec.name not in OPTIMIZERS:
+        problems.append(
+            f'optimizer.name = "{spec.name}": unknown.{did_you_mean(spec.name, valid)} Valid: {", ".join(valid)}.'
+        )
+        return None
+    optimizer_cls = OPTIMIZERS.get(spec.name)
+    accepted = sorted(set(inspect.signature(optimizer_cls).parameters) - {"params", "lr"})
+    unknown = [
+        f"optimizer.params.{key}: not an argument of {spec.name}.{did_you_mean(key, accepted)} "
+        f"Valid: {', '.join(accepted)} (lr comes from training.learning_rate)."
+        for key in spec.params
+        if key not in accepted
+    ]
+    if unknown:
+        problems += unknown
+        return None
+    import torch
+
+    try:  # the optimizer checks its own arguments; build it once on a dummy parameter
+        optimizer_cls([torch.zeros(1, requires_grad=True)], **spec.params)
+    except ConfigError as err:
+        problems += [f"optimizer.params: {p}" for p in err.problems]
+        return None
+    except (TypeError, ValueError) as err:
+        problems.append(f"optimizer.params: {spec.name} refused them: {err}")
+        return None
+    return optimizer_cls, dict(spec.params)
