@@ -145,7 +145,7 @@ def optimize(
 
 def make_neural_ucb(dim: int, config: INSTINCTConfig) -> Any:
     """The default scorer: the surrogate core's NeuralUCB with INSTINCT's settings."""
-    from rlsurrogate.surrogate.neural_bandit import NeuralUCB
+    from rlsurrogate.blackbox.neural_bandit import NeuralUCB
 
     return NeuralUCB(
         dim, nu=config.nu, lam=config.lam, width=config.hidden, train_steps=config.train_steps, lr=config.lr,
@@ -180,7 +180,7 @@ def _random(state: _PoolState, config: INSTINCTConfig, **_: Any) -> None:
 
 @METHODS.register("gp-bo")
 def _gp_bo(state: _PoolState, config: INSTINCTConfig, **_: Any) -> None:
-    from rlsurrogate.surrogate.bo import expected_improvement, fit_gp
+    from rlsurrogate.blackbox.bo import expected_improvement, fit_gp
 
     Z = state.generator.Z  # (N, d), in the unit cube already
     X: list[int] = []

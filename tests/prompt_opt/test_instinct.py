@@ -14,7 +14,7 @@ from rlsurrogate.prompt_opt.instinct import METHODS, INSTINCTConfig, optimize
 from rlsurrogate.prompt_opt.query_log import Budget, QueryLog
 from rlsurrogate.prompt_opt.tasks import Example, Task
 
-neural_bandit = pytest.importorskip("rlsurrogate.surrogate.neural_bandit")
+neural_bandit = pytest.importorskip("rlsurrogate.blackbox.neural_bandit")
 NeuralUCB = neural_bandit.NeuralUCB
 
 

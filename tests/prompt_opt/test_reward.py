@@ -11,7 +11,7 @@ import torch
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.prompt_opt.reward import InstructionFeaturizer, fit_instruction_scorer, make_instruction_reward
 
-neural_bandit = pytest.importorskip("rlsurrogate.surrogate.neural_bandit")
+neural_bandit = pytest.importorskip("rlsurrogate.blackbox.neural_bandit")
 
 
 class LetterCounts:

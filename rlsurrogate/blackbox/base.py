@@ -24,7 +24,8 @@ The interface follows Optuna's ask/tell and BoTorch's conventions (STYLE.md §6)
   bounds are refused, not clipped: the models live on the unit cube and would silently extrapolate from such a point.
   `ask(n)` needs an int `n >= 1`.
 
-`OPTIMIZERS` is the registry of surrogate optimizers; build one with `OPTIMIZERS.get(name)(space, seed=..., ...)`.
+`rlsurrogate.blackbox.OPTIMIZERS` is the registry of these optimizers; build one with
+`OPTIMIZERS.get(name)(space, seed=..., ...)`.
 """
 
 from __future__ import annotations
@@ -44,11 +45,8 @@ import torch
 from torch import Tensor
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.registry import Registry
 
-__all__ = ["OPTIMIZERS", "Dim", "SearchSpace", "SurrogateOptimizer", "as_search_space", "check_int", "check_number"]
-
-OPTIMIZERS: Registry[type[SurrogateOptimizer]] = Registry("surrogate optimizer")
+__all__ = ["Dim", "SearchSpace", "SurrogateOptimizer", "as_search_space", "check_int", "check_number"]
 
 # Large odd multiplier that spreads (seed, step) pairs over distinct per-step seeds.
 _STEP_SEED_STRIDE = 1_000_003
@@ -206,6 +204,7 @@ class SurrogateOptimizer(ABC):
         seed: Seed of every random choice this optimizer makes (an int with `|seed| < 2**32`).
 
     Example:
+        >>> from rlsurrogate.blackbox import OPTIMIZERS
         >>> opt = OPTIMIZERS.get("random")([[0.0, 0.0], [1.0, 1.0]], maximize=False, seed=0)
         >>> X = opt.ask(4)                      # 4 x 2
         >>> opt.tell(X, (X**2).sum(-1))         # 4 values

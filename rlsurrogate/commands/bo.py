@@ -27,15 +27,12 @@ from typing import Any
 
 import torch
 
+from rlsurrogate.blackbox import BENCHMARKS, OPTIMIZERS, get_benchmark
+from rlsurrogate.blackbox.loop import optimize
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.registry import did_you_mean
-from rlsurrogate.surrogate.base import OPTIMIZERS
-from rlsurrogate.surrogate.benchmarks import BENCHMARKS, get_benchmark
 
 __all__ = ["add_arguments", "run"]
-
-# Importing the optimizer modules registers them under OPTIMIZERS.
-_OPTIMIZER_MODULES = ("bo", "random_search", "neural_bandit", "multi_fidelity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in _OPTIMIZER_MODULES:
-        importlib.import_module(f"rlsurrogate.surrogate.{name}")
     fn, bounds, optimum, maximize = _resolve_objective(args)
     if args.method in ("mfbo",):
         raise ConfigError("--method mfbo needs a fidelity-aware objective; use the Python API (MultiFidelityBO).")
@@ -73,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
     start = time.perf_counter()
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -86,14 +80,11 @@ def run(args: argparse.Namespace) -> int:
     ]
     with Progress(*columns) as progress:
         task = progress.add_task(f"{args.method} on {args.objective}", total=args.budget, best="-")
-        while len(records) < args.budget:
-            X = opt.ask(min(args.batch_size, args.budget - len(records)))  # q x d
-            Y = torch.tensor([float(fn(x)) for x in X], dtype=torch.float64)
-            opt.tell(X, Y)
-            best = opt.best()[1]
-            for x, y in zip(X.tolist(), Y.tolist()):
-                records.append({"x": x, "y": y, "best": best, "time_s": round(time.perf_counter() - start, 4)})
-            progress.update(task, advance=X.shape[0], best=f"{best:.6g}")
+
+        def on_step(n: int, best: float) -> None:
+            progress.update(task, advance=n, best=f"{best:.6g}")
+
+        records = optimize(opt, fn, args.budget, batch_size=args.batch_size, on_step=on_step)
 
     x_best, y_best = opt.best()
     log = {

@@ -15,12 +15,8 @@ import pickle
 import pytest
 import torch
 
+from rlsurrogate.blackbox import OPTIMIZERS, Dim, SearchSpace
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, Dim, SearchSpace
-from rlsurrogate.surrogate.bo import BayesianOptimization  # noqa: F401  (registers "bo")
-from rlsurrogate.surrogate.multi_fidelity import MultiFidelityBO  # noqa: F401  (registers "mfbo")
-from rlsurrogate.surrogate.neural_bandit import NeuralBanditOptimizer  # noqa: F401  (registers "neural_*")
-from rlsurrogate.surrogate.random_search import RandomSearch  # noqa: F401  (registers "random")
 
 BOUNDS_2D = [[-1.0, -1.0], [1.0, 1.0]]
 BOUNDS_MF = [[-1.0, -1.0, 0.0], [1.0, 1.0, 1.0]]  # the last dimension is the fidelity

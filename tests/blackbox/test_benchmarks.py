@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlsurrogate.surrogate.benchmarks import BENCHMARKS, get_benchmark
+from rlsurrogate.blackbox import BENCHMARKS, get_benchmark
 
 SINGLE = ["ackley", "branin", "hartmann3", "hartmann6", "levy", "rosenbrock", "styblinski_tang"]
 

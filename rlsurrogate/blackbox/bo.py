@@ -44,8 +44,8 @@ from torch import Tensor
 from torch.distributions import Normal
 from torch.quasirandom import SobolEngine
 
+from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int, check_number
 
 __all__ = ["BayesianOptimization", "expected_improvement", "upper_confidence_bound", "ACQUISITIONS", "fit_gp"]
 
@@ -145,9 +145,8 @@ def fit_hyperparameters(model: Any, maxiter: int) -> None:
         warnings.warn(f"GP hyper-parameter fit failed ({err}); keeping the starting hyper-parameters.", stacklevel=2)
 
 
-@OPTIMIZERS.register("bo")
 class BayesianOptimization(SurrogateOptimizer):
-    """GP Bayesian optimisation with BoTorch acquisitions behind the ask/tell interface.
+    """GP Bayesian optimisation with BoTorch acquisitions behind the ask/tell interface (registered as "bo").
 
     Args:
         space: A `SearchSpace` or `2 x d` bounds.
@@ -165,7 +164,7 @@ class BayesianOptimization(SurrogateOptimizer):
         min_noise: Noise variance floor (standardised units).
 
     Example:
-        >>> from rlsurrogate.surrogate.benchmarks import get_benchmark
+        >>> from rlsurrogate.blackbox import get_benchmark
         >>> f = get_benchmark("branin")
         >>> opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=5)
         >>> for _ in range(8):

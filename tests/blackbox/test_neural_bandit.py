@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.neural_bandit import (
+from rlsurrogate.blackbox.neural_bandit import (
     NeuralTS,
     NeuralUCB,
     NeuralUCBOptimizer,
     ucb_bonus_diag,
     ucb_bonus_full,
 )
+from rlsurrogate.errors import ConfigError
 
 
 def features(n: int = 64, dim: int = 5, seed: int = 0) -> torch.Tensor:

@@ -31,9 +31,9 @@ import torch
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
+from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
+from rlsurrogate.blackbox.bo import fit_hyperparameters
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int, check_number
-from rlsurrogate.surrogate.bo import fit_hyperparameters
 
 __all__ = ["MultiFidelityBO", "fidelity_cost"]
 
@@ -47,9 +47,8 @@ def fidelity_cost(s: Tensor, fixed_cost: float) -> Tensor:
     return fixed_cost + s
 
 
-@OPTIMIZERS.register("mfbo")
 class MultiFidelityBO(SurrogateOptimizer):
-    """Cost-aware multi-fidelity BO (MF-KG or MF-MES) behind the ask/tell interface.
+    """Cost-aware multi-fidelity BO (MF-KG or MF-MES) behind the ask/tell interface (registered as "mfbo").
 
     Args:
         space: A `SearchSpace` or `2 x d` bounds, including the fidelity dimension.
@@ -64,7 +63,7 @@ class MultiFidelityBO(SurrogateOptimizer):
         raw_samples: Raw samples used to choose the restarts.
 
     Example:
-        >>> from rlsurrogate.surrogate.benchmarks import get_benchmark
+        >>> from rlsurrogate.blackbox import get_benchmark
         >>> f = get_benchmark("mf_branin")
         >>> opt = MultiFidelityBO(f.bounds, fidelity_dim=2, fixed_cost=f.fixed_cost, maximize=False, n_init=6)
         >>> X = opt.ask(1); opt.tell(X, f(X)); opt.cost_spent  # doctest: +SKIP

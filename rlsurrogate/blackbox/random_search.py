@@ -12,15 +12,14 @@ import torch
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
+from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int
 
 __all__ = ["RandomSearch"]
 
 
-@OPTIMIZERS.register("random")
 class RandomSearch(SurrogateOptimizer):
-    """Uniform random (or scrambled Sobol) sampling of the search space.
+    """Uniform random (or scrambled Sobol) sampling of the search space (registered as "random").
 
     Args:
         space: A `SearchSpace` or `2 x d` bounds.

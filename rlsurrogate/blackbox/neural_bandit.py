@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 from torch.quasirandom import SobolEngine
 
+from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.registry import did_you_mean
-from rlsurrogate.surrogate.base import OPTIMIZERS, SearchSpace, SurrogateOptimizer, check_int, check_number
 
 __all__ = ["NeuralUCB", "NeuralTS", "NeuralBanditOptimizer", "ucb_bonus_diag", "ucb_bonus_full"]
 
@@ -406,13 +406,11 @@ class NeuralBanditOptimizer(SurrogateOptimizer):
         self.bandit.maximize = self.maximize  # the direction comes back from the file, as the seed does
 
 
-@OPTIMIZERS.register("neural_ucb")
 class NeuralUCBOptimizer(NeuralBanditOptimizer):
-    """NeuralUCB over a Sobol pool (see `NeuralBanditOptimizer`)."""
+    """NeuralUCB over a Sobol pool (see `NeuralBanditOptimizer`), registered as "neural_ucb"."""
 
 
-@OPTIMIZERS.register("neural_ts")
 class NeuralTSOptimizer(NeuralBanditOptimizer):
-    """NeuralTS over a Sobol pool (see `NeuralBanditOptimizer`)."""
+    """NeuralTS over a Sobol pool (see `NeuralBanditOptimizer`), registered as "neural_ts"."""
 
     bandit_cls = NeuralTS

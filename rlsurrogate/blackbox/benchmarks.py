@@ -15,6 +15,8 @@ Multi-fidelity problems append one fidelity dimension `s in [0, 1]` (s = 1 is th
   Kandasamy et al., ICML 2017, BOCA §5).
 - `mf_hartmann6`: Hartmann6 whose first weight alpha_1 is lowered by `0.1 (1 - s)` (same paper's augmented Hartmann).
 At `s = 1` both equal the single-fidelity function, so the optimum is unchanged.
+
+`make_<name>(...)` builds each problem; `rlsurrogate.blackbox.get_benchmark(name, ...)` looks one up by name.
 """
 
 from __future__ import annotations
@@ -26,11 +28,24 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from rlsurrogate.registry import Registry
-
-__all__ = ["BENCHMARKS", "Benchmark", "get_benchmark"]
-
-BENCHMARKS: Registry[Callable[..., Benchmark]] = Registry("benchmark")
+__all__ = [
+    "Benchmark",
+    "ackley",
+    "branin",
+    "hartmann",
+    "levy",
+    "make_ackley",
+    "make_branin",
+    "make_hartmann3",
+    "make_hartmann6",
+    "make_levy",
+    "make_mf_branin",
+    "make_mf_hartmann6",
+    "make_rosenbrock",
+    "make_styblinski_tang",
+    "rosenbrock",
+    "styblinski_tang",
+]
 
 _H3_ALPHA = [1.0, 1.2, 3.0, 3.2]
 _H3_A = [[3.0, 10.0, 30.0], [0.1, 10.0, 35.0], [3.0, 10.0, 30.0], [0.1, 10.0, 35.0]]
@@ -96,11 +111,6 @@ class Benchmark:
         return float(y) - self.optimal_value
 
 
-def get_benchmark(name: str, **kwargs: float | int) -> Benchmark:
-    """Builds a registered benchmark, e.g. `get_benchmark("ackley", dim=5)`."""
-    return BENCHMARKS.get(name)(**kwargs)
-
-
 # -- pure functions ---------------------------------------------------------------------------------------------------
 def branin(X: Tensor, shift: Tensor | float = 0.0) -> Tensor:
     """Branin-Hoo on `[-5, 10] x [0, 15]`; `shift` is added to the quadratic coefficient (multi-fidelity)."""
@@ -141,19 +151,17 @@ def styblinski_tang(X: Tensor) -> Tensor:
     return 0.5 * (X**4 - 16 * X**2 + 5 * X).sum(-1)
 
 
-# -- registered problems ----------------------------------------------------------------------------------------------
+# -- problems: `rlsurrogate.blackbox.BENCHMARKS` maps each name to its factory ----------------------------------------
 def _t(rows: list[list[float]]) -> Tensor:
     return torch.tensor(rows, dtype=torch.float64)
 
 
-@BENCHMARKS.register("branin")
-def _branin() -> Benchmark:
+def make_branin() -> Benchmark:
     opt = _t([[-math.pi, 12.275], [math.pi, 2.275], [9.42478, 2.475]])
     return Benchmark("branin", branin, _t([[-5.0, 0.0], [10.0, 15.0]]), 0.397887357729738, opt)
 
 
-@BENCHMARKS.register("hartmann3")
-def _hartmann3() -> Benchmark:
+def make_hartmann3() -> Benchmark:
     alpha, A, P = _t([_H3_ALPHA]), _t(_H3_A), _t(_H3_P) * 1e-4
     opt = _t([[0.114614, 0.555649, 0.852547]])
     return Benchmark(
@@ -161,8 +169,7 @@ def _hartmann3() -> Benchmark:
     )
 
 
-@BENCHMARKS.register("hartmann6")
-def _hartmann6() -> Benchmark:
+def make_hartmann6() -> Benchmark:
     alpha, A, P = _t([_H3_ALPHA]), _t(_H6_A), _t(_H6_P) * 1e-4
     opt = _t([[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]])
     return Benchmark(
@@ -170,33 +177,28 @@ def _hartmann6() -> Benchmark:
     )
 
 
-@BENCHMARKS.register("ackley")
-def _ackley(dim: int = 2) -> Benchmark:
+def make_ackley(dim: int = 2) -> Benchmark:
     return Benchmark(
         "ackley", ackley, _t([[-32.768] * dim, [32.768] * dim]), 0.0, torch.zeros(1, dim, dtype=torch.float64)
     )
 
 
-@BENCHMARKS.register("levy")
-def _levy(dim: int = 2) -> Benchmark:
+def make_levy(dim: int = 2) -> Benchmark:
     return Benchmark("levy", levy, _t([[-10.0] * dim, [10.0] * dim]), 0.0, torch.ones(1, dim, dtype=torch.float64))
 
 
-@BENCHMARKS.register("rosenbrock")
-def _rosenbrock(dim: int = 2) -> Benchmark:
+def make_rosenbrock(dim: int = 2) -> Benchmark:
     bounds = _t([[-5.0] * dim, [10.0] * dim])
     return Benchmark("rosenbrock", rosenbrock, bounds, 0.0, torch.ones(1, dim, dtype=torch.float64))
 
 
-@BENCHMARKS.register("styblinski_tang")
-def _styblinski_tang(dim: int = 2) -> Benchmark:
+def make_styblinski_tang(dim: int = 2) -> Benchmark:
     opt = torch.full((1, dim), _ST_XSTAR, dtype=torch.float64)
     return Benchmark("styblinski_tang", styblinski_tang, _t([[-5.0] * dim, [5.0] * dim]), _ST_FSTAR * dim, opt)
 
 
-@BENCHMARKS.register("mf_branin")
-def _mf_branin(fixed_cost: float = 0.1) -> Benchmark:
-    base = _branin()
+def make_mf_branin(fixed_cost: float = 0.1) -> Benchmark:
+    base = make_branin()
 
     def fn(X: Tensor) -> Tensor:
         return branin(X[..., :2], shift=-0.1 * (1 - X[..., 2]))
@@ -206,9 +208,8 @@ def _mf_branin(fixed_cost: float = 0.1) -> Benchmark:
     return Benchmark("mf_branin", fn, bounds, base.optimal_value, opt, fidelity_dim=2, fixed_cost=fixed_cost)
 
 
-@BENCHMARKS.register("mf_hartmann6")
-def _mf_hartmann6(fixed_cost: float = 0.1) -> Benchmark:
-    base = _hartmann6()
+def make_mf_hartmann6(fixed_cost: float = 0.1) -> Benchmark:
+    base = make_hartmann6()
     A, P = _t(_H6_A), _t(_H6_P) * 1e-4
 
     def fn(X: Tensor) -> Tensor:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlsurrogate.blackbox import get_benchmark
+from rlsurrogate.blackbox.multi_fidelity import MultiFidelityBO, fidelity_cost
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.benchmarks import get_benchmark
-from rlsurrogate.surrogate.multi_fidelity import MultiFidelityBO, fidelity_cost
 
 FAST = {"num_fantasies": 2, "num_restarts": 1, "raw_samples": 16}
 
