@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.adam_cm import AdamCM
+from rlsurrogate.optim.adam_cm import AdamCM
 
 
 def _params(seed: int = 0) -> list[torch.Tensor]:

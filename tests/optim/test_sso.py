@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.sso import SSO, target_armijo_step_size, target_step, target_surrogate
+from rlsurrogate.optim.sso import SSO, target_armijo_step_size, target_step, target_surrogate
 
 
 @pytest.fixture(autouse=True)
