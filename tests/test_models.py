@@ -28,6 +28,13 @@ def test_tiny_model_is_deterministic_under_a_seed():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
 
+def test_load_named_model_reads_tiny_as_the_seeded_tiny_model():
+    model, tokenizer = models.load_named_model(models.TINY_MODEL)
+    reference, _ = models.tiny_model(seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), reference.parameters()))
+    assert tokenizer.padding_side == "left"
+
+
 def test_missing_embedded_package_names_the_install_command(monkeypatch, tmp_path):
     monkeypatch.setenv("RLSURROGATE_CACHE", str(tmp_path))
     real = importlib.util.find_spec
