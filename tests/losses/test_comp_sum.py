@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.comp_sum import (
+from rlsurrogate.losses.comp_sum import (
     CompSumLoss,
     SmoothAdvCompSumLoss,
     adversarial_inputs,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.ensloss import EnsLoss, calibrated_derivatives
+from rlsurrogate.losses.ensloss import EnsLoss, calibrated_derivatives
 
 
 def _gen(seed: int = 0) -> torch.Generator:

@@ -52,12 +52,16 @@ __all__ = [
     "smooth_adv_comp_sum_loss",
 ]
 
-# Named members of the family: name -> tau.
-COMP_SUM_TAUS: Registry[float] = Registry("comp-sum loss")
-COMP_SUM_TAUS.register("sum_exponential")(0.0)
-COMP_SUM_TAUS.register("cross_entropy")(1.0)
-COMP_SUM_TAUS.register("generalized_cross_entropy")(1.7)  # q = 0.7, the GCE paper's default
-COMP_SUM_TAUS.register("mae")(2.0)
+# Named members of the family: name -> tau. `CompSumLoss("mae")` resolves a name here.
+COMP_SUM_TAUS: Registry[float] = Registry(
+    "comp-sum loss",
+    {
+        "sum_exponential": 0.0,
+        "cross_entropy": 1.0,
+        "generalized_cross_entropy": 1.7,  # q = 0.7, the GCE paper's default
+        "mae": 2.0,
+    },
+)
 
 _REDUCTIONS = ("mean", "sum", "none")
 
