@@ -24,8 +24,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from rlsurrogate.prompt_opt import serve
-from rlsurrogate.prompt_opt.serve import ChatServer, Limits
+from rlsurrogate.prompt_opt import chat_server
+from rlsurrogate.prompt_opt.chat_server import ChatServer, Limits
 
 from . import Case, Outcome, clear_error, handled, traceback
 
@@ -333,8 +333,8 @@ def _bind_warning(has_key: bool) -> Callable[[], Outcome]:
     """The line `rlsurrogate serve --host 0.0.0.0` prints (checked without binding anything but loopback)."""
 
     def run() -> Outcome:
-        line = serve._bind_warning("0.0.0.0", 8000, has_key)
-        quiet = serve._bind_warning("127.0.0.1", 8000, has_key)
+        line = chat_server._bind_warning("0.0.0.0", 8000, has_key)
+        quiet = chat_server._bind_warning("127.0.0.1", 8000, has_key)
         if not line or "\n" in line or quiet is not None:
             return traceback(f"non-loopback warning {line!r}; loopback warning {quiet!r}")
         return handled(line)

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.prompt_opt.chat_server import ChatServer, Faults, hf_generate_fn
 from rlsurrogate.prompt_opt.clients import BlackBoxError, LocalHFClient, OpenAIChatClient, make_client
-from rlsurrogate.prompt_opt.serve import ChatServer, Faults, hf_generate_fn
 
 MSG = [{"role": "user", "content": "hello"}]
 

@@ -13,10 +13,10 @@ import time
 import pytest
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.prompt_opt.chat_server import ChatServer, Faults, hf_generate_fn
 from rlsurrogate.prompt_opt.clients import Completion, Usage
 from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
 from rlsurrogate.prompt_opt.query_log import Budget, QueryLog, request_key
-from rlsurrogate.prompt_opt.serve import ChatServer, Faults, hf_generate_fn
 from rlsurrogate.prompt_opt.tasks import Example, Task
 
 

@@ -1,4 +1,4 @@
-"""`rlsurrogate serve`: a local model behind an OpenAI-compatible `/v1/chat/completions` on 127.0.0.1.
+"""A local model behind an OpenAI-compatible `/v1/chat/completions` on 127.0.0.1 (the `rlsurrogate serve` server).
 
 Standard library only (`http.server`), one generation at a time (a lock around the model), so that any
 OpenAI-compatible client, our `OpenAIChatClient` included, can use a local model as its "black box". It also
@@ -18,8 +18,8 @@ Limits, so that one client cannot tie the server up (each a `Limits` field and a
   Checked: `messages` a non-empty list (at most 256) of `{"role", "content": str}`; `temperature` finite in [0, 2];
   `max_tokens` / `max_completion_tokens` an integer in [1, max_completion_tokens]; `n` 1; `stream` false.
 - `api_key` (optional; `--api-key` or the `RLSURROGATE_API_KEY` variable): every route but `/health` then needs
-  `Authorization: Bearer <key>`, else 401. Binding a non-loopback address prints a one-line warning (a louder one
-  without a key).
+  `Authorization: Bearer <key>`, else 401. A non-loopback address gets a one-line `exposure_warning` (a louder one
+  without a key), which the command prints.
 
 Faults can be injected, for testing clients against a misbehaving endpoint:
 - `script`: faults for the first requests, in order (e.g. `429,500,malformed,slow,ok`);
@@ -31,14 +31,11 @@ only; an invalid one gets its 4xx first.
 Every request that reaches the model is appended to `request_log` (JSONL, one line per generation), so that a
 test can count how many times each prompt was actually answered.
 
-Example:
-    rlsurrogate serve --model smollm2-135m-instruct --port 8000
-    # then: --target openai:smollm2-135m-instruct@http://127.0.0.1:8000/v1
+The command `rlsurrogate serve` (`rlsurrogate.commands.serve`) loads a model and runs this server in the foreground.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import hmac
@@ -46,7 +43,6 @@ import io
 import ipaddress
 import json
 import math
-import os
 import random
 import socket
 import sys
@@ -60,7 +56,7 @@ from typing import Any
 
 from rlsurrogate.errors import ConfigError
 
-__all__ = ["API_KEY_ENV", "ChatServer", "Faults", "Limits", "RequestError", "add_arguments", "run"]
+__all__ = ["API_KEY_ENV", "ChatServer", "Faults", "Limits", "RequestError", "hf_generate_fn"]
 
 Messages = list[dict[str, str]]
 GenerateFn = Callable[[Messages, int, float], tuple[str, int, int]]  # -> (text, prompt_tokens, completion_tokens)
@@ -294,68 +290,6 @@ def hf_generate_fn(model: Any, tokenizer: Any) -> GenerateFn:
     return generate
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = Limits()
-    parser.add_argument(
-        "--model", default="smollm2-135m-instruct", help="hub id, local path, embedded name, or 'tiny'"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
-    parser.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one")
-    parser.add_argument(
-        "--api-key", default=None, help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, if set)"
-    )
-    parser.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="largest request body (413)")
-    parser.add_argument(
-        "--max-prompt-chars", type=int, default=d.max_prompt_chars, help="largest message content, characters (400)"
-    )
-    parser.add_argument(
-        "--max-completion-tokens", type=int, default=d.max_completion_tokens, help="largest max_tokens (400)"
-    )
-    parser.add_argument("--max-workers", type=int, default=d.max_workers, help="connections at once (then 503)")
-    parser.add_argument(
-        "--read-timeout", type=float, default=d.read_timeout, help="seconds for a whole request to arrive"
-    )
-    parser.add_argument("--fault-script", default="", help="comma-separated faults for the first requests")
-    parser.add_argument("--rate-429", type=float, default=0.0, help="probability of a 429 response")
-    parser.add_argument("--rate-500", type=float, default=0.0, help="probability of a 500 response")
-    parser.add_argument("--rate-malformed", type=float, default=0.0, help="probability of a truncated JSON body")
-    parser.add_argument("--slow-rate", type=float, default=0.0, help="probability of a delayed response")
-    parser.add_argument("--slow-seconds", type=float, default=0.0, help="delay of a slow response")
-    parser.add_argument("--request-log", default=None, help="JSONL file with one line per generation")
-
-
-def run(args: argparse.Namespace) -> int:
-    faults = Faults(
-        script=[f.strip() for f in args.fault_script.split(",") if f.strip()],
-        rate_429=args.rate_429,
-        rate_500=args.rate_500,
-        rate_malformed=args.rate_malformed,
-        slow_rate=args.slow_rate,
-        slow_seconds=args.slow_seconds,
-    )
-    limits = Limits(
-        max_body_bytes=args.max_body_bytes,
-        max_prompt_chars=args.max_prompt_chars,
-        max_completion_tokens=args.max_completion_tokens,
-        max_workers=args.max_workers,
-        read_timeout=args.read_timeout,
-    )
-    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
-    model, tokenizer = _load(args.model)
-    server = ChatServer(
-        hf_generate_fn(model, tokenizer), args.model, args.host, args.port, faults, args.request_log, limits, api_key
-    )
-    if server.exposure_warning:
-        print(server.exposure_warning, file=sys.stderr, flush=True)
-    auth = ", API key required" if api_key else ""
-    print(f"serving {args.model} at {server.base_url}{auth} (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.stop()
-    return 0
-
-
 # ---- private helpers ---------------------------------------------------------------------------------------------
 
 
@@ -452,14 +386,6 @@ def _bind_warning(host: str, port: int, has_key: bool) -> str | None:
         f"WARNING: serving on {host}:{port} WITHOUT an API key: anyone who can reach this port can run the model. "
         f"Set {API_KEY_ENV} (or --api-key), or bind 127.0.0.1."
     )
-
-
-def _load(name: str) -> tuple[Any, Any]:
-    from rlsurrogate import models
-
-    if name == "tiny":
-        return models.tiny_model(seed=0)
-    return models.load_model(name)
 
 
 class _DeadlineSocketIO(socket.SocketIO):

@@ -1,5 +1,6 @@
-"""`rlsurrogate serve` under bad input: malformed bodies, lying or missing Content-Length, huge prompts, slow or idle
-clients, too many connections, API keys. Every server listens on 127.0.0.1 and every wait is bounded."""
+"""The chat server of `rlsurrogate serve` under bad input: malformed bodies, lying or missing Content-Length, huge
+prompts, slow or idle clients, too many connections, API keys. Every server listens on 127.0.0.1 and every wait is
+bounded."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import time
 import pytest
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.prompt_opt import serve
-from rlsurrogate.prompt_opt.serve import ChatServer, Limits
+from rlsurrogate.prompt_opt import chat_server
+from rlsurrogate.prompt_opt.chat_server import ChatServer, Limits
 
 MSG = [{"role": "user", "content": "hello"}]
 FAST = Limits(read_timeout=0.5)  # slow-client tests wait for this, so keep it short
@@ -113,7 +114,7 @@ MALFORMED = {
     "stream": {"messages": MSG, "stream": True},
     "body_is_list": [MSG],
     "body_is_null": None,
-    "too_many_messages": {"messages": MSG * (serve.MAX_MESSAGES + 1)},
+    "too_many_messages": {"messages": MSG * (chat_server.MAX_MESSAGES + 1)},
 }
 RAW_MALFORMED = {
     "temperature_nan": b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
@@ -268,25 +269,11 @@ def test_openai_client_sends_the_key(monkeypatch):
         assert client.complete([MSG])[0].text == "HELLO"
 
 
-def test_cli_reads_the_key_from_the_environment_and_warns_only_off_loopback(monkeypatch, capsys):
-    monkeypatch.setenv(serve.API_KEY_ENV, "from-env")
-    monkeypatch.setattr(serve, "_load", lambda name: (None, None))
-    monkeypatch.setattr(serve, "hf_generate_fn", lambda model, tokenizer: Echo())
-    seen = {}
-    monkeypatch.setattr(ChatServer, "serve_forever", lambda self: (seen.update(key=self.api_key), self.start()))
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    serve.add_arguments(parser)
-    assert serve.run(parser.parse_args(["--port", "0", "--max-workers", "2"])) == 0
-    assert seen["key"] == "from-env"
-    out = capsys.readouterr()
-    assert "API key required" in out.out and out.err == ""  # loopback: no warning
-
-    assert serve._bind_warning("127.0.0.1", 8000, has_key=False) is None
-    loud = serve._bind_warning("0.0.0.0", 8000, has_key=False)
+def test_bind_warning_only_off_loopback():
+    assert chat_server._bind_warning("127.0.0.1", 8000, has_key=False) is None
+    loud = chat_server._bind_warning("0.0.0.0", 8000, has_key=False)
     assert loud.startswith("WARNING") and "WITHOUT an API key" in loud and "\n" not in loud
-    assert serve._bind_warning("0.0.0.0", 8000, has_key=True).startswith("warning: ")
+    assert chat_server._bind_warning("0.0.0.0", 8000, has_key=True).startswith("warning: ")
 
 
 def test_failing_model_is_a_500_not_a_traceback(capfd):
