@@ -30,11 +30,11 @@ import torch
 from rlsurrogate.cli import main as _cli_main  # noqa: F401 - the package must import cleanly
 from rlsurrogate.models import load_model
 from rlsurrogate.prompt_opt.candidates import CandidateConfig, InstructionGenerator
-from rlsurrogate.prompt_opt.cli import plot_best_curves
 from rlsurrogate.prompt_opt.clients import LocalHFClient
 from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
 from rlsurrogate.prompt_opt.instinct import INSTINCTConfig, optimize
 from rlsurrogate.prompt_opt.query_log import Budget, request_key
+from rlsurrogate.prompt_opt.results import plot_best_curves
 from rlsurrogate.prompt_opt.tasks import load_task
 
 METHODS = ("instinct", "ape", "random", "gp-bo")

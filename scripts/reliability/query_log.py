@@ -194,11 +194,11 @@ def _result_write_fails() -> Outcome:
     """The disk fills while result.json is replaced: the old file must survive whole."""
     import os
 
-    from rlsurrogate.prompt_opt import cli
+    from rlsurrogate.prompt_opt import results
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "result.json"
-        cli._write_atomic(path, b'{"queries": 4}\n')
+        results._write_atomic(path, b'{"queries": 4}\n')
         real_fsync = os.fsync
 
         def full_disk(fd: int) -> None:
@@ -206,7 +206,7 @@ def _result_write_fails() -> Outcome:
 
         os.fsync = full_disk
         try:
-            cli._write_atomic(path, b'{"queries": 8, "history": [')
+            results._write_atomic(path, b'{"queries": 8, "history": [')
         except OSError:
             pass
         finally:

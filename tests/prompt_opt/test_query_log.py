@@ -174,18 +174,6 @@ def test_a_directory_is_not_a_log(tmp_path):
         QueryLog(tmp_path, resume=True)
 
 
-def test_result_files_are_replaced_atomically(tmp_path, monkeypatch):
-    from rlsurrogate.prompt_opt import cli
-
-    path = tmp_path / "result.json"
-    cli._write_atomic(path, b'{"old": 1}')
-    monkeypatch.setattr(cli.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
-    with pytest.raises(OSError, match="No space left"):
-        cli._write_atomic(path, b'{"new": 2, "history": [')
-    assert path.read_bytes() == b'{"old": 1}'  # the old file whole, not half of the new one
-    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind
-
-
 def test_budget():
     assert Budget(max_queries=3).exhausted(3, 0) and not Budget(max_queries=3).exhausted(2, 10**9)
     assert Budget(max_tokens=100).exhausted(0, 100) and not Budget(max_tokens=100).exhausted(99, 99)

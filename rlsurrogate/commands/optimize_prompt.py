@@ -5,10 +5,9 @@
         --method ape --output-dir runs/my_task
 
 The run directory holds `queries.jsonl` (every black-box call and evaluation, appended as it returns), `result.json`
-(history, best instruction, spend) and `best_score.png` (best validation score vs queries). `--resume` continues a
-run from its log: no logged call is sent again; a line of the log that cannot be read is skipped and reported
-(`skipped_log_lines` in `result.json`), never cut. `result.json` and the plot are replaced atomically (a temporary
-file in the same directory, fsync, rename), so a crash leaves the old file or the new one, never half of one.
+(history, best instruction, spend) and `best_score.png` (best validation score vs queries); see
+`rlsurrogate.prompt_opt.results`. `--resume` continues a run from its log: no logged call is sent again; a line of
+the log that cannot be read is skipped and reported (`skipped_log_lines` in `result.json`), never cut.
 The white-box model (candidate generation and features) is the embedded SmolLM2 by default; `--white-box tiny` uses
 a random tiny model (smoke tests only).
 """
@@ -16,17 +15,12 @@ a random tiny model (smoke tests only).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
 
-__all__ = ["add_arguments", "run", "plot_best_curves"]
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,11 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlsurrogate.models import load_named_model
     from rlsurrogate.prompt_opt.candidates import CandidateConfig, InstructionGenerator
     from rlsurrogate.prompt_opt.clients import LocalHFClient, make_client
     from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
     from rlsurrogate.prompt_opt.instinct import METHODS, INSTINCTConfig, optimize
     from rlsurrogate.prompt_opt.query_log import Budget, QueryLog
+    from rlsurrogate.prompt_opt.results import run_summary, write_results
     from rlsurrogate.prompt_opt.tasks import load_task
 
     METHODS.get(args.method)  # unknown names fail before anything is loaded
@@ -75,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     log = QueryLog(out / "queries.jsonl", resume=args.resume)
     keys = ("task", "method", "target", "white_box", "pool_size", "n_val", "seed", "answer_tokens", "n_init")
     log.write_meta({k: getattr(args, k) for k in keys})
-    model, tokenizer = _load_white_box(args.white_box)
+    model, tokenizer = load_named_model(args.white_box)
     if client is None and args.target == f"hf:{args.white_box}":  # the same local model on both sides: load it once
         client = LocalHFClient(model, tokenizer, name=args.white_box)
     elif client is None:
@@ -88,89 +84,13 @@ def run(args: argparse.Namespace) -> int:
             result = optimize(args.method, evaluator, generator, config)
         finally:
             log.close()
-    summary = {
-        "task": task.name, "method": args.method, "target": args.target, "stopped": result.stopped,
-        "best_instruction": result.best.instruction if result.best else None,
-        "validation_score": result.best.score if result.best else None,
-        "queries": result.queries, "tokens": result.tokens, "new_calls": evaluator.new_calls,
-        "replayed_calls": log.replayed_calls, "skipped_log_lines": [n for n, _ in log.skipped],
-        "best_curve": result.best_curve(),
-        "history": [{"query": e.query, "instruction": e.instruction, "score": e.score} for e in result.history],
-    }  # fmt: skip
-    _write_atomic(out / "result.json", json.dumps(summary, indent=2).encode() + b"\n")
-    plot_best_curves({args.method: [result.best_curve()]}, out / "best_score.png", title=f"{task.name}: {args.target}")
+    summary = run_summary(result, evaluator, log, task=task.name, method=args.method, target=args.target)
+    write_results(out, summary, title=f"{task.name}: {args.target}")
     _print_table(summary, out)
     return 0
 
 
-def plot_best_curves(curves: dict[str, list[list[float]]], path: str | Path, title: str = "") -> None:
-    """PNG of best validation score vs queries: per method the median over runs, with a min-max band.
-
-    Args:
-        curves: method -> list of runs, each the best score after query 1, 2, ...
-        path: the PNG file.
-        title: the plot title.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, runs in curves.items():
-        runs = [r for r in runs if r]
-        if not runs:
-            continue
-        n = max(len(r) for r in runs)
-        Y = np.array([r + [r[-1]] * (n - len(r)) for r in runs])  # (runs, n): a run that stopped early stays flat
-        x = np.arange(1, n + 1)
-        (line,) = ax.plot(x, np.median(Y, 0), label=method)
-        if len(runs) > 1:
-            ax.fill_between(x, Y.min(0), Y.max(0), alpha=0.15, color=line.get_color())
-    ax.set_xlabel("black-box queries")
-    ax.set_ylabel("best validation score")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=120)
-    plt.close(fig)
-    _write_atomic(Path(path), png.getvalue())
-
-
 # ---- private helpers ---------------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replaces `path` with `data` all at once: a temporary file in the same directory, fsync, `os.replace`."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp would leave 0600
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable too; some systems cannot fsync a directory
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _load_white_box(name: str) -> tuple[Any, Any]:
-    from rlsurrogate import models
-
-    if name == "tiny":
-        return models.tiny_model(seed=0)
-    return models.load_model(name)
 
 
 class _progress:
