@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.rewards.boxed import completion_text
 
 __all__ = ["InstructionFeaturizer", "fit_instruction_scorer", "make_instruction_reward"]
 
@@ -129,17 +130,8 @@ class _InstructionReward:
     def __call__(
         self, prompts: list[Any] | None = None, completions: list[Any] | None = None, **kwargs: Any
     ) -> list[float]:
-        texts = [_text(c) for c in completions or []]
+        texts = [completion_text(c) for c in completions or []]
         if not texts:
             return []
         mean, bonus = self.scorer.predict(texts)
         return [float(m + self.ucb_weight * b) for m, b in zip(mean, bonus)]
-
-
-def _text(completion: Any) -> str:
-    """Plain text of a completion: a string, or the last message's content in chat format."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    return str(completion)
