@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.surrogate.fzoos import (
+from rlsurrogate.zoo.fzoos import (
     DerivedGP,
     FedZO,
     FedZOConfig,
