@@ -9,7 +9,7 @@ observations for ours and Optuna's GPSampler. A third compares multi-fidelity BO
 `--mf-regret` targets (1, 0.1, 0.01).
 
 Methods:
-- ours_logei / ours_nei / ours_kg: `rlsurrogate.surrogate.bo.BayesianOptimization` with that acquisition.
+- ours_logei / ours_nei / ours_kg: `rlsurrogate.blackbox.bo.BayesianOptimization` with that acquisition.
 - botorch: BoTorch's tutorial loop with library defaults (default `SingleTaskGP`, `LogExpectedImprovement`,
   `optimize_acqf(num_restarts=10, raw_samples=512)`), on the same Sobol initial design as ours.
 - optuna_gp / optuna_tpe: `GPSampler(seed=s)` / `TPESampler(seed=s)` with defaults (10 random start-up trials).
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-from rlsurrogate.surrogate.benchmarks import get_benchmark
-from rlsurrogate.surrogate.bo import BayesianOptimization
-from rlsurrogate.surrogate.multi_fidelity import MultiFidelityBO
-from rlsurrogate.surrogate.random_search import RandomSearch
+from rlsurrogate.blackbox import get_benchmark
+from rlsurrogate.blackbox.bo import BayesianOptimization
+from rlsurrogate.blackbox.multi_fidelity import MultiFidelityBO
+from rlsurrogate.blackbox.random_search import RandomSearch
 
 METHODS = ("ours_logei", "ours_nei", "ours_kg", "botorch", "optuna_gp", "optuna_tpe", "random")
 N_INIT = 10

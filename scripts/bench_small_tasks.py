@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 
-from rlsurrogate.surrogate.ensloss import EnsLoss
-from rlsurrogate.surrogate.fzoos import FedZO, FedZOConfig, FZooS, FZooSConfig, make_quadratic_clients
-from rlsurrogate.surrogate.sso import SSO
+from rlsurrogate.losses.ensloss import EnsLoss
+from rlsurrogate.optim.sso import SSO
+from rlsurrogate.zoo.fzoos import FedZO, FedZOConfig, FZooS, FZooSConfig, make_quadratic_clients
 
 # Targets: reachable by every method within the budget on every seed we tried, but not in the first few calls.
 SSO_TASKS = {

@@ -23,12 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import rlsurrogate.surrogate.bo  # noqa: F401  (registers "bo")
-import rlsurrogate.surrogate.multi_fidelity  # noqa: F401  (registers "mfbo")
-import rlsurrogate.surrogate.neural_bandit  # noqa: F401  (registers "neural_ucb", "neural_ts")
-import rlsurrogate.surrogate.random_search  # noqa: F401  (registers "random")
+from rlsurrogate.blackbox import OPTIMIZERS, Dim, SearchSpace
 from rlsurrogate.errors import RLSurrogateError
-from rlsurrogate.surrogate.base import OPTIMIZERS, Dim, SearchSpace
 
 from . import Case, Outcome, clear_error, handled, traceback
 
