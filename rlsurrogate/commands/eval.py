@@ -23,13 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlsurrogate.build import load
     from rlsurrogate.evaluation import EvalRewards, evaluate_model, process_state
     from rlsurrogate.models import load_model
-    from rlsurrogate.recipe import load_recipe
     from rlsurrogate.tasks.loaders import load_rows
-    from rlsurrogate.train import build_rewards
 
-    recipe = load_recipe(args.recipe, overrides=args.set)
+    recipe, resolved = load(args.recipe, overrides=args.set)
     state = process_state()
     final = Path(recipe.output_dir) / "final"
     name = args.model or (str(final) if (final / "config.json").is_file() else recipe.model.name)
@@ -38,12 +37,11 @@ def run(args: argparse.Namespace) -> int:
     model.to(state.device)
     _, rows = load_rows(recipe.data)
     rows = rows[: recipe.eval.num_prompts or len(rows)]
-    funcs, weights = build_rewards(recipe)
     rewards = EvalRewards(
-        names=[getattr(f, "__name__", type(f).__name__) for f in funcs],
-        funcs=funcs,
-        gold=[spec.is_gold for spec in recipe.rewards],
-        weights=weights,
+        names=list(resolved.reward_names),
+        funcs=list(resolved.rewards),
+        gold=list(resolved.gold),
+        weights=list(resolved.weights),
     )
     max_new_tokens = recipe.eval.max_new_tokens or recipe.generation.max_completion_length
     result = evaluate_model(
