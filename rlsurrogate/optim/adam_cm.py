@@ -31,14 +31,20 @@ Deviations from the reference code, each deliberate:
 - `second_moment_source="grad"` (v from g^2) is offered because the paper's algorithm is not verified against the
   code; the default reproduces the code (v from m~^2).
 - The reference's bookkeeping counters (`offline_grad`, `g_analysis`) are not kept; `buffer_size` replaces `topC`.
+- The moment averages are computed as torch.optim.Adam computes them (`m.lerp_(g, 1 - beta1)`, `v.mul_(beta2)
+  .addcmul_(s, s, value=1 - beta2)`); the reference's `m.mul_(beta1).add_(g, alpha=1 - beta1)` is the same average,
+  rounded differently in the last bit.
 
-Checked against: torch Adam/AdamW on the plain path (tests); the buffer rules of the reference code on toy tensors.
-Full paper results not reproduced.
+The one Adam of rlsurrogate: `first_moment_` and `adam_step_` below are the Adam update (Kingma & Ba, ICLR 2015,
+arXiv 1412.6980, Algorithm 1) that both paths of AdamCM use, and `AdamCM(params, buffer_size=0)` is the plain Adam
+that SSO's inner loop and the local steps of FZooS and FedZO run.
+
+Checked against: torch Adam/AdamW on the plain path, bit for bit on CPU (tests); the buffer rules of the reference
+code on toy tensors. Full paper results not reproduced.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,9 +52,63 @@ import torch
 
 from rlsurrogate.errors import ConfigError
 
-__all__ = ["AdamCM"]
+__all__ = ["AdamCM", "adam_step_", "first_moment_"]
 
 _SECOND_MOMENT_SOURCES = ("aggregated_momentum", "grad")
+
+
+def first_moment_(exp_avg: torch.Tensor, grad: torch.Tensor, beta1: float) -> torch.Tensor:
+    """Adam's first moment `m <- beta1 m + (1 - beta1) g`, in place, rounded as torch.optim.Adam rounds it.
+
+    Args:
+        exp_avg: m, any shape; updated in place.
+        grad: g, same shape.
+        beta1: decay of the average, in [0, 1).
+
+    Returns:
+        `exp_avg`, updated.
+    """
+    return exp_avg.lerp_(grad, 1 - beta1)
+
+
+def adam_step_(
+    p: torch.Tensor,
+    first_moment: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    second_source: torch.Tensor,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    max_exp_avg_sq: torch.Tensor | None = None,
+) -> None:
+    """Adam's second moment and parameter update, in place (Kingma & Ba 2015, Algorithm 1, with bias correction).
+
+    `v <- beta2 v + (1 - beta2) s^2`, then `p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`,
+    with `sqrt(max over steps of v)` instead of `sqrt(v)` when `max_exp_avg_sq` is given (AMSGrad). Plain Adam passes
+    `m` and `s = g`; AdamCM passes the aggregated momentum as `m` (and as `s` by default).
+
+    Args:
+        p: the parameter, any shape; updated in place.
+        first_moment: m, same shape.
+        exp_avg_sq: v, same shape; updated in place.
+        second_source: s, whose square v averages, same shape.
+        step: t >= 1, the number of updates including this one.
+        lr: learning rate.
+        betas: (beta1, beta2).
+        eps: term added to the denominator.
+        max_exp_avg_sq: running maximum of v (AMSGrad), same shape; updated in place.
+    """
+    beta1, beta2 = betas
+    exp_avg_sq.mul_(beta2).addcmul_(second_source, second_source, value=1 - beta2)
+    second = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    denom = (second.sqrt() / bias_correction2**0.5).add_(eps)
+    p.addcdiv_(first_moment, denom, value=-(lr / bias_correction1))
 
 
 class AdamCM(torch.optim.Optimizer):
@@ -144,7 +204,6 @@ class AdamCM(torch.optim.Optimizer):
     def _adam_update(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         state, grad = self.state[p], p.grad
         assert grad is not None  # step() passes only parameters with a gradient
-        beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])
         if not state:
@@ -152,14 +211,12 @@ class AdamCM(torch.optim.Optimizer):
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
         state["step"] += 1
-        state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
-        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        self._apply(p, state, group, state["exp_avg"])
+        first_moment_(state["exp_avg"], grad, group["betas"][0])
+        self._apply(p, state, group, state["exp_avg"], grad)
 
     def _cm_update(self, p: torch.Tensor, group: dict[str, Any], key: torch.Tensor) -> None:
         state, grad = self.state[p], p.grad
         assert grad is not None  # step() passes only parameters with a gradient
-        beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             p.mul_(1 - group["lr"] * group["weight_decay"])
         if not state:
@@ -174,14 +231,13 @@ class AdamCM(torch.optim.Optimizer):
             self._insert(state, key, grad, group)
             aggregated = state["exp_avg"]
         else:
-            exp_avg = state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
+            exp_avg = first_moment_(state["exp_avg"], grad, group["betas"][0])
             n = state["buffer_len"]
             aggregated = exp_avg + state["buffer_vals"][:n].mean(dim=0)  # m~ = m + mean(buffer before insertion)
             self._insert(state, key, exp_avg, group)
         state["step"] += 1
         source = aggregated if group["second_moment_source"] == "aggregated_momentum" else grad
-        state["exp_avg_sq"].mul_(beta2).addcmul_(source, source, value=1 - beta2)
-        self._apply(p, state, group, aggregated)
+        self._apply(p, state, group, aggregated, source)
         state["buffer_keys"].mul_(group["decay"])
 
     def _insert(self, state: dict[str, Any], key: torch.Tensor, value: torch.Tensor, group: dict[str, Any]) -> None:
@@ -198,18 +254,25 @@ class AdamCM(torch.optim.Optimizer):
             state["buffer_vals"][smallest].copy_(value)
 
     def _apply(
-        self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any], first_moment: torch.Tensor
+        self,
+        p: torch.Tensor,
+        state: dict[str, Any],
+        group: dict[str, Any],
+        first_moment: torch.Tensor,
+        second_source: torch.Tensor,
     ) -> None:
-        beta1, beta2 = group["betas"]
-        bias_correction1 = 1 - beta1 ** state["step"]
-        bias_correction2 = 1 - beta2 ** state["step"]
-        second = state["exp_avg_sq"]
-        if group["amsgrad"]:
-            state.setdefault("max_exp_avg_sq", torch.zeros_like(p))
-            torch.maximum(state["max_exp_avg_sq"], second, out=state["max_exp_avg_sq"])
-            second = state["max_exp_avg_sq"]
-        denom = (second.sqrt() / math.sqrt(bias_correction2)).add_(group["eps"])
-        p.addcdiv_(first_moment, denom, value=-group["lr"] / bias_correction1)
+        max_exp_avg_sq = state.setdefault("max_exp_avg_sq", torch.zeros_like(p)) if group["amsgrad"] else None
+        adam_step_(
+            p,
+            first_moment,
+            state["exp_avg_sq"],
+            second_source,
+            state["step"],
+            group["lr"],
+            group["betas"],
+            group["eps"],
+            max_exp_avg_sq,
+        )
 
 
 def _check_args(

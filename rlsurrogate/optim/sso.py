@@ -21,7 +21,8 @@ J^T G (the proximity term has zero gradient at theta_t): an SGD step of size alp
 Variants:
 - inner optimisers: "armijo" (code `LSOpt`: step reset to `inner_lr` = 10 each outer step, backtrack by 0.9 until
   S(theta - s grad) <= S(theta) - c s ||grad||^2 with c = 0.1, multiply s by `armijo_expand` after each accepted
-  step, stop when ||grad S|| <= 1e-6), "adam" (fresh torch Adam state each outer step), "gd".
+  step, stop when ||grad S|| <= 1e-6), "adam" (fresh Adam state each outer step: `AdamCM` with `buffer_size=0`,
+  i.e. plain Adam), "gd".
 - target-space line search (code `SLS_FMDOpt`): start from eta * expand (expand = 2), shrink eta by 0.9 until
   L(z_t - eta G) <= L(z_t) - c_out eta ||G||^2, clamp eta to [1e-4, 1e4]; the accepted eta is kept for the next
   outer step. c_out = 0.5 as in the ICML configs (the parser default 0.1 let eta grow to hundreds on our noisy
@@ -54,6 +55,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.optim.adam_cm import AdamCM
 
 __all__ = ["SSO", "target_armijo_step_size", "target_step", "target_surrogate"]
 
@@ -278,7 +280,7 @@ def _gd(surrogate: Callable[[], torch.Tensor], params: list[torch.Tensor], steps
 
 
 def _adam(surrogate: Callable[[], torch.Tensor], params: list[torch.Tensor], steps: int, lr: float) -> None:
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = AdamCM(params, lr=lr, buffer_size=0)  # plain Adam: the same update as torch.optim.Adam, bit for bit on CPU
     for _ in range(steps):
         grads = torch.autograd.grad(surrogate(), params)
         for p, g in zip(params, grads):

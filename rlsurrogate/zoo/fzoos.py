@@ -27,10 +27,11 @@ Adaptive gradient correction (Section 4.2.2), at the current local iterate x:
 FedZO baseline (paper eq. "general-grad-est" with gamma = 0): the finite-difference estimator
 (1/Q) sum_q (y(x + lambda u_q) - y(x)) / lambda * u_q with Q = 20 directions, lambda = 0.01.
 
-Per round, as in the reference code: local Adam steps (lr 0.01) on the estimated gradient; after each local step
-but the last, 5 active queries chosen from 100 candidates in x +- 0.01 by largest trace Sigma_grad; the server sets
-x <- x - eta sum_i (x - x_i) / N (eta = 1); each client then queries the 50 most uncertain of 200 points in
-x +- r_i (r_i = mean |x - x_i| / 2) and fits its RFF weights on the <= 500 history points nearest x.
+Per round, as in the reference code: local Adam steps (lr 0.01; optax's defaults b1 0.9, b2 0.999, eps 1e-8; state
+fresh per local run; rlsurrogate's one Adam, `AdamCM` with `buffer_size=0`) on the estimated gradient; after each
+local step but the last, 5 active queries chosen from 100 candidates in x +- 0.01 by largest trace Sigma_grad; the
+server sets x <- x - eta sum_i (x - x_i) / N (eta = 1); each client then queries the 50 most uncertain of 200 points
+in x +- r_i (r_i = mean |x - x_i| / 2) and fits its RFF weights on the <= 500 history points nearest x.
 
 Deviations from the reference code:
 - Kernel: squared exponential for the GP (the code fits a Matern-5/2 with 20 restarts for the mean and uses an RBF
@@ -60,6 +61,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.optim.adam_cm import AdamCM
 
 __all__ = [
     "DerivedGP",
@@ -343,7 +345,8 @@ class FZooS:
         local_w: torch.Tensor | None,
     ) -> torch.Tensor:
         cfg = self.config
-        x, adam = x0.clone(), _Adam(cfg.lr, x0)
+        x = x0.clone()
+        adam = AdamCM([x], lr=cfg.lr, buffer_size=0)
         for t in range(cfg.local_iters):
             X, y = client.nearest(x, cfg.gp_max_points)
             gp = DerivedGP(X, y, cfg.noise)
@@ -351,7 +354,7 @@ class FZooS:
             if global_w is not None and local_w is not None:
                 gamma = 1.0 / (t + 1) if cfg.gamma is None else cfg.gamma
                 g = g + gamma * (rff.grad(x[None], global_w)[0] - rff.grad(x[None], local_w)[0])
-            x = adam.step(x, g).clamp(0.0, 1.0)
+            _descend(adam, x, g)
             client.query(x)
             if t < cfg.local_iters - 1:
                 self._active_queries(client, x, cfg.active_radius, cfg.n_candidates, cfg.n_active, gp)
@@ -385,10 +388,11 @@ class FedZO:
         for _ in range(cfg.rounds):
             xs = []
             for client in self.clients:
-                xi, adam = x.clone(), _Adam(cfg.lr, x)
+                xi = x.clone()
+                adam = AdamCM([xi], lr=cfg.lr, buffer_size=0)
                 for _ in range(cfg.local_iters):
                     g, _ = finite_difference_gradient(client.query, xi, cfg.n_directions, cfg.mu, self.generator)
-                    xi = adam.step(xi, g).clamp(0.0, 1.0)
+                    _descend(adam, xi, g)
                 xs.append(xi)
             x = x - cfg.server_lr * sum(x - xi for xi in xs) / N
             messages += 2 * N
@@ -430,19 +434,11 @@ class _Quadratic:
         return float((self.a * (x - self.c) ** 2).sum())
 
 
-class _Adam:
-    """Adam on a plain vector (optax defaults b1 0.9, b2 0.999, eps 1e-8), fresh per local run."""
-
-    def __init__(self, lr: float, like: torch.Tensor):
-        self.lr, self.t = lr, 0
-        self.m, self.v = torch.zeros_like(like), torch.zeros_like(like)
-
-    def step(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        self.t += 1
-        self.m = 0.9 * self.m + 0.1 * g
-        self.v = 0.999 * self.v + 0.001 * g * g
-        m_hat, v_hat = self.m / (1 - 0.9**self.t), self.v / (1 - 0.999**self.t)
-        return x - self.lr * m_hat / (torch.sqrt(v_hat) + 1e-8)
+def _descend(adam: AdamCM, x: torch.Tensor, g: torch.Tensor) -> None:
+    """One Adam step on the iterate `x` (the optimizer's only parameter) along `-g`, then back into the unit cube."""
+    x.grad = g
+    adam.step()
+    x.clamp_(0.0, 1.0)
 
 
 def _se(A: torch.Tensor, B: torch.Tensor, lengthscale: float) -> torch.Tensor:

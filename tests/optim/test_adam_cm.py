@@ -52,6 +52,22 @@ def test_plain_path_equals_torch_adam_without_weight_decay():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_plain_path_is_torch_adamw_bit_for_bit_on_cpu(dtype, weight_decay, amsgrad):
+    # SSO's inner Adam and FZooS/FedZO's local steps run this path, so it must not drift from torch's Adam.
+    ours, ref = ([p.detach().to(dtype).requires_grad_() for p in _params()] for _ in range(2))
+    opt = AdamCM(ours, lr=0.05, buffer_size=0, weight_decay=weight_decay, amsgrad=amsgrad)
+    ref_opt = torch.optim.AdamW(ref, lr=0.05, weight_decay=weight_decay, amsgrad=amsgrad)
+    for t in range(30):
+        _set_grads(ours, t)
+        _set_grads(ref, t)
+        opt.step()
+        ref_opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, ref))
+
+
 def test_first_step_is_a_no_op_and_stores_the_raw_gradient():
     params = _params()
     before = [p.detach().clone() for p in params]
