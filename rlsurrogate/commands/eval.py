@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from rlsurrogate.build import load
     from rlsurrogate.evaluation import EvalRewards, evaluate_model, process_state
     from rlsurrogate.models import load_model
+    from rlsurrogate.rewards.guard import guard_reward
     from rlsurrogate.tasks.loaders import load_rows
 
     recipe, resolved = load(args.recipe, overrides=args.set)
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     rows = rows[: recipe.eval.num_prompts or len(rows)]
     rewards = EvalRewards(
         names=list(resolved.reward_names),
-        funcs=list(resolved.rewards),
+        funcs=[guard_reward(f, t) for f, t in zip(resolved.rewards, resolved.timeouts)],
         gold=list(resolved.gold),
         weights=list(resolved.weights),
     )
