@@ -1,9 +1,9 @@
 """Bad recipes, overrides and data files: each must be refused with one short line (exit 2 on the command line).
 
-In-process cases call `rlsurrogate.build.load` / `validate` (what `rlsurrogate train` does first) and `load_rows` (the
-data it loads before the model); command-line cases run `rlsurrogate train` and check the exit code, that stderr holds `error:` lines and
-no traceback, and that nothing was written. A refusal of more than `MAX_LINE` characters counts as a traceback: a
-351 MB error line is no clear answer.
+In-process cases call `rlsurrogate.build.load` / `validate` (what `rlsurrogate train` does first) and `load_rows`
+(the data it loads before the model); command-line cases run `rlsurrogate train` and check the exit code, that
+stderr holds `error:` lines and no traceback, and that nothing was written. A refusal of more than `MAX_LINE`
+characters counts as a traceback: a 351 MB error line is no clear answer.
 """
 
 from __future__ import annotations
