@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import os
 import re
@@ -33,6 +34,7 @@ __all__ = [
     "Recipe",
     "ModelConfig",
     "LoraConfig",
+    "QuantizationConfig",
     "DataConfig",
     "RewardSpec",
     "ObjectiveSpec",
@@ -50,7 +52,8 @@ __all__ = [
 
 # Our defaults for `training` where they differ from GRPOConfig's: one log line per step (runs are short), no
 # external trackers (offline by default), and no gradient checkpointing (it only slows small models down).
-# `bf16` defaults to whether a bf16-capable GPU is present; GRPOConfig's True fails on a CPU.
+# `bf16` defaults to whether a bf16-capable GPU is present; GRPOConfig's True fails on a CPU. `max_steps` keeps
+# TRL's default (-1: `num_train_epochs` over the whole dataset); the run prints the resolved step count at start.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "logging_steps": 1,
     "report_to": "none",
@@ -58,7 +61,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "save_strategy": "steps",
     "save_steps": 50,
     "save_total_limit": 2,
-    "max_steps": 100,
 }
 
 
@@ -147,6 +149,30 @@ _OWNED_ELSEWHERE = {
     "per_device_eval_batch_size": "eval.batch_size",
     "load_best_model_at_end": "nothing: output_dir/best/ holds the model with the best gold evaluation",
     "metric_for_best_model": "rewards[i].gold: true (output_dir/best/ follows the first gold metric)",
+    "trust_remote_code": "model.trust_remote_code",
+    "model_init_kwargs": "model (revision, attn_implementation, dtype, trust_remote_code, quantization)",
+    "resume_from_checkpoint": "the command line: `rlsurrogate train RECIPE --resume` continues from output_dir",
+}
+
+# GRPOConfig fields the run never reads: TRL's own evaluation loop does not run (held-out evaluation is `eval:`), and
+# the Trainer leaves do_train / do_eval / do_predict to scripts. Setting one to a non-default value is refused.
+_NO_EFFECT = {
+    "do_train": "`rlsurrogate train` always trains",
+    "do_eval": "held-out evaluation is eval.before / eval.after / eval.every_steps",
+    "do_predict": "use `rlsurrogate eval RECIPE --completions FILE`",
+    "num_generations_eval": "held-out evaluation generates one greedy completion per prompt",
+    "eval_accumulation_steps": "TRL's evaluation loop does not run; see the eval section",
+    "eval_delay": "TRL's evaluation loop does not run; see the eval section",
+    "eval_do_concat_batches": "TRL's evaluation loop does not run; see the eval section",
+    "eval_use_gather_object": "TRL's evaluation loop does not run; see the eval section",
+    "prediction_loss_only": "TRL's evaluation loop does not run; see the eval section",
+    "batch_eval_metrics": "TRL's evaluation loop does not run; see the eval section",
+    "include_for_metrics": "TRL's evaluation loop does not run; see the eval section",
+    "bf16_full_eval": "TRL's evaluation loop does not run; held-out evaluation uses the training model as it is",
+    "fp16_full_eval": "TRL's evaluation loop does not run; held-out evaluation uses the training model as it is",
+    "greater_is_better": "output_dir/best/ follows the first gold metric, higher is better",
+    "label_names": "GRPO computes its own loss from rewards; there are no labels",
+    "label_smoothing_factor": "GRPO computes its own loss from rewards; there are no labels",
 }
 
 
@@ -155,8 +181,27 @@ class LoraConfig:
     r: int = field(default=16, metadata={"help": "LoRA rank (peft)."})
     alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha; peft's lora_alpha."})
     dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    target_modules: str | list[str] = field(
-        default="all-linear", metadata={"help": 'Modules to adapt; "all-linear" adapts every linear layer.'}
+    target_modules: str | list[str] | None = field(
+        default="all-linear",
+        metadata={"help": 'Modules to adapt; "all-linear" adapts every linear layer; null: the peft default.'},
+    )
+    use_dora: bool = field(default=False, metadata={"help": "DoRA: weight-decomposed LoRA (Liu et al. 2024); peft."})
+    use_rslora: bool = field(default=False, metadata={"help": "rsLoRA: scale by alpha/sqrt(r) (Kalajdzievski 2023)."})
+    modules_to_save: list[str] | None = field(
+        default=None, metadata={"help": "Modules trained in full and saved beside the adapter, e.g. [lm_head]."}
+    )
+
+
+@dataclass
+class QuantizationConfig:
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the base model in 4 bits."})
+    load_in_8bit: bool = field(default=False, metadata={"help": "Load the base model in 8 bits (bitsandbytes)."})
+    bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "nf4 (QLoRA paper) | fp4."})
+    bnb_4bit_use_double_quant: bool = field(
+        default=False, metadata={"help": "Quantize the quantization constants too (QLoRA's double quantization)."}
+    )
+    bnb_4bit_quant_storage: str | None = field(
+        default=None, metadata={"help": "Storage dtype of the 4-bit weights (bfloat16 for FSDP); TRL's default."}
     )
 
 
@@ -164,17 +209,39 @@ class LoraConfig:
 class ModelConfig:
     name: str = field(metadata={"help": 'Hub id, local path, or the embedded "smollm2-135m-instruct".'})
     dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16 | auto."})
+    revision: str | None = field(default=None, metadata={"help": "Hub branch, tag or commit (null: main)."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "eager | sdpa | flash_attention_2 | ... (null: transformers' choice)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model repository's own Python code; off unless you trust it."}
+    )
+    quantization: QuantizationConfig | None = field(
+        default=None, metadata={"help": "bitsandbytes loading (4-bit for QLoRA; needs a CUDA GPU and model.lora)."}
+    )
     lora: LoraConfig | None = field(default=None, metadata={"help": "Train a LoRA adapter instead of all weights."})
 
 
 @dataclass
 class DataConfig:
     task: str | None = field(default=None, metadata={"help": 'Built-in task name, e.g. "arithmetic".'})
-    path: str | None = field(default=None, metadata={"help": "JSONL file with one example per line."})
-    hf_dataset: str | None = field(default=None, metadata={"help": "Hugging Face dataset name or local dir."})
-    hf_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
+    path: str | None = field(
+        default=None, metadata={"help": "A file, glob or directory of .jsonl/.json/.parquet/.csv/.arrow files."}
+    )
+    hf_dataset: str | None = field(
+        default=None, metadata={"help": 'A hub dataset, a local dataset directory, or a builder ("json", ...).'}
+    )
+    hf_config: str | None = field(default=None, metadata={"help": "Dataset configuration name (TRL: dataset_config)."})
+    data_files: str | list[str] | dict[str, Any] | None = field(
+        default=None, metadata={"help": "hf_dataset's data_files, as datasets.load_dataset takes them."}
+    )
+    streaming: bool = field(
+        default=False, metadata={"help": "Stream hf_dataset instead of downloading it (needs training.max_steps)."}
+    )
     split: str = field(default="train", metadata={"help": "Split of hf_dataset to train on."})
-    eval_split: str | None = field(default=None, metadata={"help": "Held-out split; default: tail of `split`."})
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Held-out split; default: num_eval rows split off the training rows."}
+    )
     columns: dict[str, str] = field(
         default_factory=dict, metadata={"help": "Maps our column names (prompt, answer) to the dataset's."}
     )
@@ -182,7 +249,7 @@ class DataConfig:
         default=None, metadata={"help": 'Prompt template over the row\'s columns, e.g. "{question} Put ..."'}
     )
     system_prompt: str | None = field(default=None, metadata={"help": "System message prepended to each prompt."})
-    num_train: int | None = field(default=256, metadata={"help": "Training prompts (None: all)."})
+    num_train: int | None = field(default=None, metadata={"help": "Training prompts (null: the whole dataset)."})
     num_eval: int = field(default=32, metadata={"help": "Held-out prompts for eval before/after training."})
     seed: int = field(default=0, metadata={"help": "Seed of the task generator and of subsampling."})
 
@@ -417,8 +484,9 @@ def parse_recipe(
         ("optimizer", OptimizerSpec),
     ):
         built[name] = _build(cls, raw.get(name, {}), name, problems)
-    if built["model"] is not None and isinstance(raw.get("model", {}).get("lora"), dict):
-        built["model"].lora = _build(LoraConfig, raw["model"]["lora"], "model.lora", problems)
+    for key, cls in (("lora", LoraConfig), ("quantization", QuantizationConfig)):
+        if built["model"] is not None and isinstance(raw.get("model", {}).get(key), dict):
+            setattr(built["model"], key, _build(cls, raw["model"][key], f"model.{key}", problems))
     rewards_raw = raw.get("rewards")
     rewards: list[RewardSpec] = []
     reward_problems = False
@@ -582,9 +650,12 @@ def _check_training(training: dict[str, Any]) -> list[str]:
     problems = []
     fields = {f.name: f for f in dataclasses.fields(GRPOConfig) if f.init}
     hints = typing.get_type_hints(GRPOConfig)
+    defaults = _grpo_field_defaults()
     for key, value in training.items():
         if key in _OWNED_ELSEWHERE:
             problems.append(f"training.{key}: set it under {_OWNED_ELSEWHERE[key]}, not training.")
+        elif key in _NO_EFFECT and value != defaults.get(key):
+            problems.append(f"training.{key} = {value!r}: has no effect here ({_NO_EFFECT[key]}); remove it.")
         elif key not in fields:
             problems.append(f"training.{key}: not a GRPOConfig field.{did_you_mean(key, list(fields))}")
         elif value is not None and not _type_ok(value, hints.get(key, Any)):
@@ -602,6 +673,7 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         if recipe.model.lora is not None:
             _in_range(problems, "model.lora.r", recipe.model.lora.r, 1, 65_536, "8-64 is typical")
             _in_range(problems, "model.lora.dropout", recipe.model.lora.dropout, 0, 1)
+        problems += _check_quantization(recipe.model)
     if "data" not in broken:
         problems += _check_data(recipe.data)
     for i, spec in enumerate(recipe.rewards):
@@ -634,13 +706,41 @@ def _in_range(problems: list[str], where: str, value: Any, low: float, high: flo
         problems.append(f"{where} = {value!r}: must be {bounds}{'; ' + hint if hint else ''}.")
 
 
+def _check_quantization(model: ModelConfig) -> list[str]:
+    q = model.quantization
+    if q is None:
+        return []
+    problems = []
+    if q.load_in_4bit == q.load_in_8bit:
+        problems.append("model.quantization: set exactly one of load_in_4bit, load_in_8bit (4-bit for QLoRA).")
+    if q.bnb_4bit_quant_type not in ("nf4", "fp4"):
+        problems.append(f'model.quantization.bnb_4bit_quant_type = "{q.bnb_4bit_quant_type}": must be nf4 or fp4.')
+    if model.lora is None:
+        problems.append(
+            "model.quantization: quantized weights cannot be trained in full; add model.lora (QLoRA: lora + "
+            "load_in_4bit), or remove model.quantization."
+        )
+    return problems
+
+
 def _check_data(data: DataConfig) -> list[str]:
     problems = []
     sources = [s for s in ("task", "path", "hf_dataset") if getattr(data, s)]
     if len(sources) != 1:
         problems.append(f"data: set exactly one of task, path, hf_dataset (got {', '.join(sources) or 'none'}).")
-    if data.path and not Path(data.path).is_file():
-        problems.append(f'data.path = "{data.path}": no such file (paths are relative to the working directory).')
+    if data.path and not (Path(data.path).exists() or glob.glob(data.path)):
+        problems.append(
+            f'data.path = "{data.path}": no such file, directory or glob match (paths are relative to the working '
+            "directory)."
+        )
+    for key in ("data_files", "streaming") if not data.hf_dataset else ():
+        if getattr(data, key):
+            problems.append(f"data.{key}: applies to data.hf_dataset only; data.path reads every file it names.")
+    if not data.hf_dataset and (data.split != "train" or data.eval_split):
+        problems.append(
+            "data.split / data.eval_split: apply to data.hf_dataset only; with data.path or data.task the held-out "
+            "rows are data.num_eval rows split off."
+        )
     # A built-in task generates its rows: bound what one recipe can ask it to build.
     most = MAX_TASK_ROWS if data.task else 1e18
     _in_range(problems, "data.num_train", data.num_train, 1, most, "null takes the whole split")
@@ -698,6 +798,8 @@ def _check_batch(recipe: Recipe, num_processes: int) -> list[str]:
     max_steps = recipe.training_value("max_steps")
     if max_steps is not None and max_steps != -1:
         _in_range(problems, "training.max_steps", max_steps, 1, 1e9, "-1 trains for num_train_epochs")
+    elif recipe.data.streaming:
+        problems.append("data.streaming: a stream has no length, so epochs cannot be counted; set training.max_steps.")
     epochs = recipe.training_value("num_train_epochs")
     if max_steps == -1 and epochs is not None:
         _in_range(problems, "training.num_train_epochs", epochs, 1e-9, 1e6)
