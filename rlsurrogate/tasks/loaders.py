@@ -1,116 +1,298 @@
-"""Recipe `data` section → (train rows, held-out rows): built-in tasks, JSONL files, Hugging Face datasets.
+"""Recipe `data` section → training dataset and held-out rows, read through `datasets.load_dataset`.
 
-Every row ends up with a `prompt` (chat format: a list with one user message, plus a system message when the
-recipe sets `system_prompt`) and keeps its other columns, renamed by `columns` (e.g. `{answer: solution}`), so
-rewards receive them as keyword arguments. A `template` such as `"{question} Put the final answer in \\boxed{}."`
-builds the prompt text from the row's columns; without one, the `prompt` column is used as it is.
+Sources (exactly one):
+- `task`: a built-in generator (`arithmetic`); its held-out split is disjoint by construction.
+- `path`: a file, a glob (`data/*.parquet`) or a directory of `.jsonl`/`.json`/`.parquet`/`.csv`/`.arrow` files,
+  all of one format, read as one dataset with the matching packaged builder.
+- `hf_dataset`: anything `datasets.load_dataset` takes (a hub id, a local dataset directory, a builder such as
+  `json` with `data_files`), with `hf_config`, `split`, `data_files` and `streaming`; a single local file is read
+  like `path`.
+
+Held-out rows come from `eval_split` when it is set; otherwise `num_eval` rows are split off the training rows with
+`Dataset.train_test_split(test_size=num_eval, seed=seed)` (a stream holds out its first `num_eval` rows). `num_train`
+then keeps that many training rows (a seeded shuffle first; null keeps them all). Asking for more rows than exist is
+an error, never a silent cut.
+
+Prompts: a `template` such as `"{question} Put the final answer in \\boxed{{}}."` builds a user message from the
+row's columns (conversational format); without one, the row's `prompt` column is used as the dataset has it: a
+list of messages (conversational; the model's chat template is applied) or a string (TRL's standard format: the
+text is the model's input). `system_prompt` prepends a system message, which makes a text prompt conversational.
+Columns are renamed by `columns` (`{answer: solution}` exposes `solution` as `answer`) and every column reaches the
+rewards as a keyword argument.
 """
 
 from __future__ import annotations
 
+import glob
 import json
-import random
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.recipe import DataConfig
 from rlsurrogate.tasks import build_task
 
-__all__ = ["load_rows"]
+if TYPE_CHECKING:
+    from datasets import Dataset, IterableDataset
+
+__all__ = ["LoadedData", "load_data", "load_rows"]
+
+# File extension -> datasets' packaged builder.
+BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
+# Training rows a built-in task generates when `num_train` is null (a generator has no "whole dataset").
+DEFAULT_TASK_ROWS = 1024
+
+
+@dataclass
+class LoadedData:
+    """A recipe's data, ready for the trainer.
+
+    Attributes:
+        train: the training prompts (`datasets.IterableDataset` when streaming).
+        eval_rows: the held-out rows.
+        description: one line saying where both came from and how many there are.
+    """
+
+    train: Dataset | IterableDataset
+    eval_rows: list[dict[str, Any]]
+    description: str
+
+    @property
+    def num_train(self) -> int | None:
+        """Training rows, or None for a stream."""
+        return len(self.train) if hasattr(self.train, "__len__") else None
+
+
+def load_data(data: DataConfig) -> LoadedData:
+    """Loads a recipe's `data` section; raises ConfigError naming the file, field or row at fault.
+
+    Example:
+        >>> loaded = load_data(DataConfig(task="arithmetic", num_train=8, num_eval=2))
+        >>> len(loaded.train), len(loaded.eval_rows)
+        (8, 2)
+    """
+    from datasets import Dataset
+
+    if data.task:
+        n = data.num_train or DEFAULT_TASK_ROWS
+        train = _finish(build_task(data.task, "train", n, seed=data.seed), data)
+        held_out = _finish(build_task(data.task, "eval", data.num_eval, seed=data.seed), data) if data.num_eval else []
+        where = f"task {data.task} (seed {data.seed})"
+        return LoadedData(Dataset.from_list(train), held_out, _describe(where, len(train), len(held_out), ""))
+    if data.streaming:
+        return _load_stream(data)
+    if data.path:
+        where, dataset = data.path, _read_files(data.path, "data.path")
+        held_out = None
+    else:
+        where = f"{data.hf_dataset}" + (f" ({data.hf_config})" if data.hf_config else "")
+        dataset = _read_hf(data, data.split)
+        held_out = _read_hf(data, data.eval_split) if data.eval_split else None
+    total = len(dataset)
+    if held_out is None and data.num_eval:
+        if data.num_eval >= total:
+            raise ConfigError(
+                f"data.num_eval = {data.num_eval}: {where} has only {total} rows, none would be left to train on; "
+                "lower num_eval or set data.eval_split."
+            )
+        parts = dataset.train_test_split(test_size=data.num_eval, seed=data.seed)
+        dataset, eval_rows = parts["train"], parts["test"].to_list()
+        note = f"{len(eval_rows)} held out of {total} rows"
+    elif held_out is not None:
+        if data.num_eval > len(held_out):
+            raise ConfigError(
+                f"data.num_eval = {data.num_eval}: split {data.eval_split!r} of {where} has {len(held_out)} rows; "
+                "lower num_eval."
+            )
+        eval_rows = held_out.select(range(data.num_eval)).to_list()
+        note = f"the first {len(eval_rows)} of {len(held_out)} rows of split {data.eval_split}"
+    else:
+        eval_rows, note = [], "no held-out rows (num_eval 0)"
+    if data.num_train is not None:
+        if data.num_train > len(dataset):
+            raise ConfigError(
+                f"data.num_train = {data.num_train}: {where} has {len(dataset)} training rows; lower num_train or "
+                "set it to null to train on all of them."
+            )
+        if data.num_train < len(dataset):
+            dataset = dataset.shuffle(seed=data.seed).select(range(data.num_train))
+    train = _finish(dataset.to_list(), data)
+    held_out_rows = _finish(eval_rows, data)
+    return LoadedData(Dataset.from_list(train), held_out_rows, _describe(where, len(train), len(held_out_rows), note))
 
 
 def load_rows(data: DataConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Returns (train_rows, eval_rows) for a recipe's `data` section."""
-    if data.task:
-        train = build_task(data.task, "train", data.num_train or 1024, seed=data.seed)
-        held_out = build_task(data.task, "eval", data.num_eval, seed=data.seed) if data.num_eval else []
-        return _finish(train, data), _finish(held_out, data)
-    if data.path:
-        rows = _read_jsonl(data.path)
-        train_rows, eval_rows = _split_tail(rows, data)
+    """(train rows, held-out rows) as lists; a stream is read up to `num_train` rows (which it must set)."""
+    loaded = load_data(data)
+    if loaded.num_train is None:
+        if data.num_train is None:
+            raise ConfigError("data.streaming: reading a stream into a list needs data.num_train.")
+        return list(loaded.train.take(data.num_train)), loaded.eval_rows
+    return loaded.train.to_list(), loaded.eval_rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _load_stream(data: DataConfig) -> LoadedData:
+    stream = _read_hf(data, data.split, streaming=True)
+    if data.eval_split:
+        eval_rows = list(_read_hf(data, data.eval_split, streaming=True).take(data.num_eval))
+        note = f"the first {len(eval_rows)} rows of split {data.eval_split}"
     else:
-        train_rows, eval_rows = _read_hf(data)
+        eval_rows = list(stream.take(data.num_eval))
+        stream = stream.skip(data.num_eval)
+        note = f"the stream's first {len(eval_rows)} rows held out"
     if data.num_train is not None:
-        train_rows = train_rows[: data.num_train]
-    return _finish(train_rows, data), _finish(eval_rows[: data.num_eval], data)
+        stream = stream.take(data.num_train)
+    renamed = [c for c in data.columns.values() if c not in data.columns]  # dropped after the rename
+    stream = stream.map(lambda row, i: _finish_row(row, i, data), with_indices=True, remove_columns=renamed or None)
+    size = "a stream of" if data.num_train is None else f"{data.num_train:,} streamed"
+    return LoadedData(stream, _finish(eval_rows, data), _describe(data.hf_dataset, size, len(eval_rows), note))
 
 
-def _finish(rows: list[dict[str, Any]], data: DataConfig) -> list[dict[str, Any]]:
-    out = []
-    for i, row in enumerate(rows):
-        row = {ours: row[theirs] for ours, theirs in data.columns.items() if theirs in row} | {
-            k: v for k, v in row.items() if k not in data.columns.values()
-        }
-        if data.template is not None:
-            try:
-                text = data.template.format(**row)
-            except KeyError as err:
-                raise ConfigError(
-                    f"data.template uses {{{err.args[0]}}}, but row {i} has no such column; columns: {sorted(row)}."
-                ) from None
-            except (ValueError, IndexError, AttributeError) as err:
-                raise ConfigError(f"data.template = {data.template!r} cannot format row {i}: {err}.") from None
-            row["prompt"] = text
-        if "prompt" not in row:
-            raise ConfigError(
-                f"data: row {i} has no prompt; set data.template or map a column with data.columns.prompt. "
-                f"Columns: {sorted(row)}."
-            )
-        if isinstance(row["prompt"], str):
-            row["prompt"] = [{"role": "user", "content": row["prompt"]}]
-        if data.system_prompt and row["prompt"][0].get("role") != "system":
-            row["prompt"] = [{"role": "system", "content": data.system_prompt}, *row["prompt"]]
-        if "answer" in row and not isinstance(row["answer"], str):
-            row["answer"] = str(row["answer"])
-        out.append(row)
-    return out
+def _read_hf(data: DataConfig, split: str, streaming: bool = False) -> Any:
+    import datasets
+
+    name = data.hf_dataset
+    if Path(name).is_file():  # one local file: its format's builder, never a hub lookup
+        if streaming:
+            return _read_files(name, "data.hf_dataset").to_iterable_dataset()
+        return _read_files(name, "data.hf_dataset")
+    try:
+        return datasets.load_dataset(
+            name, data.hf_config, split=split, data_files=data.data_files, streaming=streaming
+        )
+    except ConfigError:
+        raise
+    except Exception as err:  # datasets raises many types; the user needs the name, the split and the cause
+        raise ConfigError(f'data.hf_dataset = "{name}" (split {split!r}): cannot load it ({_cause(err)}).') from None
 
 
-def _read_jsonl(path: str) -> list[dict[str, Any]]:
-    rows = []
+def _read_files(spec: str, field: str) -> Dataset:
+    """One dataset from a file, glob or directory of files of one format, through its packaged builder."""
+    import datasets
+
+    files = _expand(spec, field)
+    builders = {BUILDERS.get(_suffix(f)) for f in files}
+    if None in builders:
+        bad = next(f for f in files if _suffix(f) not in BUILDERS)
+        raise ConfigError(f"{field} {bad}: unsupported file type; use one of {', '.join(BUILDERS)}.")
+    if len(builders) > 1:
+        raise ConfigError(
+            f"{field} = {spec!r} mixes formats ({', '.join(sorted(builders))}); point it at files of one format."
+        )
+    (builder,) = builders
+    try:
+        return datasets.load_dataset(builder, data_files=files, split="train")
+    except Exception:  # noqa: BLE001 - find the file at fault and say what is wrong with it
+        raise ConfigError(_diagnose(files, builder, field)) from None
+
+
+def _expand(spec: str, field: str) -> list[str]:
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _suffix(str(p)) in BUILDERS)
+        if not files:
+            raise ConfigError(f"{field} {spec}: the directory holds no {'/'.join(BUILDERS)} files.")
+        return files
+    if path.is_file():
+        return [spec]
+    files = sorted(f for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+    if not files:
+        raise ConfigError(f"{field} = {spec!r}: no such file, directory or glob match.")
+    return files
+
+
+def _suffix(file: str) -> str:
+    return Path(file).suffix.lower()
+
+
+def _diagnose(files: list[str], builder: str, field: str) -> str:
+    """The first file that fails to load on its own, with the innermost cause."""
+    import datasets
+
+    for file in files:
+        if builder == "json" and _suffix(file) == ".jsonl":
+            problem = _jsonl_problem(file)
+            if problem:
+                return f"{field} {problem}"
+        try:
+            rows = datasets.load_dataset(builder, data_files=[file], split="train")
+        except Exception as err:  # noqa: BLE001
+            return f"{field} {file}: cannot read it as {builder} ({_cause(err)})."
+        if len(rows) == 0:
+            return f"{field} {file}: no examples."
+    return f"{field}: the files load one by one but not together (their columns differ?): {', '.join(files[:5])}."
+
+
+def _jsonl_problem(path: str) -> str | None:
+    """`file:line: problem` for the first line that is not a UTF-8 JSON object; None when every line is."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise ConfigError(
-                    f"data.path {path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8."
-                ) from None
+                return f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8."
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ConfigError(f"data.path {path}:{lineno}: not valid JSON ({err.msg}).") from None
+                return f"{path}:{lineno}: not valid JSON ({err.msg})."
             if not isinstance(row, dict):
-                raise ConfigError(f"data.path {path}:{lineno}: each line must be a JSON object.")
-            rows.append(row)
-    if not rows:
-        raise ConfigError(f"data.path {path}: no examples.")
-    return rows
+                return f"{path}:{lineno}: each line must be a JSON object."
+    return None
 
 
-def _split_tail(rows: list[dict[str, Any]], data: DataConfig) -> tuple[list[dict], list[dict]]:
-    """Shuffles with the recipe seed, then keeps the last `num_eval` rows apart as the held-out set."""
-    rows = list(rows)
-    random.Random(data.seed).shuffle(rows)
-    n_eval = min(data.num_eval, len(rows) // 2)
-    return rows[: len(rows) - n_eval], rows[len(rows) - n_eval :]
+def _cause(err: BaseException) -> str:
+    """The innermost exception of a chain, on one line: datasets wraps the real problem in generic errors."""
+    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
+        err = err.__cause__ or err.__context__
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"
 
 
-def _read_hf(data: DataConfig) -> tuple[list[dict], list[dict]]:
-    import datasets
+def _finish(rows: list[dict[str, Any]], data: DataConfig) -> list[dict[str, Any]]:
+    return [_finish_row(row, i, data) for i, row in enumerate(rows)]
 
-    try:
-        train = datasets.load_dataset(data.hf_dataset, data.hf_config, split=data.split)
-        held_out = (
-            datasets.load_dataset(data.hf_dataset, data.hf_config, split=data.eval_split) if data.eval_split else None
-        )
-    except Exception as err:  # datasets raises many types; the user needs the name and the cause
+
+def _finish_row(row: dict[str, Any], i: int, data: DataConfig) -> dict[str, Any]:
+    row = {ours: row[theirs] for ours, theirs in data.columns.items() if theirs in row} | {
+        k: v for k, v in row.items() if k not in data.columns.values()
+    }
+    if data.template is not None:
+        try:
+            text = data.template.format(**row)
+        except KeyError as err:
+            raise ConfigError(
+                f"data.template uses {{{err.args[0]}}}, but row {i} has no such column; columns: {sorted(row)}."
+            ) from None
+        except (ValueError, IndexError, AttributeError) as err:
+            raise ConfigError(f"data.template = {data.template!r} cannot format row {i}: {err}.") from None
+        row["prompt"] = [{"role": "user", "content": text}]
+    if "prompt" not in row:
         raise ConfigError(
-            f'data.hf_dataset = "{data.hf_dataset}": cannot load ({type(err).__name__}: {err}).'
-        ) from None
-    train_rows = [dict(r) for r in train]
-    if held_out is None:
-        return _split_tail(train_rows, data)
-    return train_rows, [dict(r) for r in held_out]
+            f"data: row {i} has no prompt; set data.template or map a column with data.columns.prompt. "
+            f"Columns: {sorted(row)}."
+        )
+    prompt = row["prompt"]
+    if not (isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt))):
+        raise ConfigError(
+            f"data: row {i}'s prompt is {type(prompt).__name__}; it must be text or a list of "
+            '{"role": ..., "content": ...} messages.'
+        )
+    if data.system_prompt:
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        if not messages or messages[0].get("role") != "system":
+            messages = [{"role": "system", "content": data.system_prompt}, *messages]
+        row["prompt"] = messages
+    if "answer" in row and not isinstance(row["answer"], str):
+        row["answer"] = str(row["answer"])
+    return row
+
+
+def _describe(where: str, num_train: int | str, num_eval: int, note: str) -> str:
+    count = f"{num_train:,}" if isinstance(num_train, int) else num_train
+    return f"data: {count} training prompts and {num_eval} held-out from {where}" + (f" ({note})" if note else "")
