@@ -4,6 +4,8 @@
   `params` are its keyword arguments, validated at once.
 - A user reference `package.module:attr` or `path/to/file.py:attr` (path relative to the working directory) names
   a reward function when `params` is empty, and a factory called with `**params` otherwise.
+- `rm:<hub id or path>` names a sequence-classification reward model (`rewards/reward_model.py`) and
+  `http(s)://...` a reward server (`rewards/remote.py`); `params` go to their factories.
 - Every built reward has a stable `__name__` (the metric key TRL logs: `rewards/<name>/mean`) and a `version`.
   A user reward without a `version` attribute gets `sha256:<8 hex>` of its source file, so the log shows when the
   file changed.
@@ -15,6 +17,7 @@ validation can collect every problem before anything expensive starts; `build_re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -30,6 +33,8 @@ from typing import Any
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.registry import did_you_mean
 from rlsurrogate.rewards.builtin import REWARDS
+from rlsurrogate.rewards.remote import make_remote_reward
+from rlsurrogate.rewards.reward_model import RM_PREFIX, make_reward_model
 
 __all__ = ["REWARDS", "build_reward", "check_reward_spec"]
 
@@ -45,8 +50,8 @@ def build_reward(spec: str, params: dict[str, Any] | None = None) -> Callable[..
     """Build the reward callable a recipe entry names.
 
     Args:
-        spec: a registry name (`"format_length"`), `"package.module:function"`, or `"path/to/file.py:function"`
-            (relative to the current working directory).
+        spec: a registry name (`"format_length"`), `"package.module:function"`, `"path/to/file.py:function"`
+            (relative to the current working directory), `"rm:<hub id or path>"` or an `http(s)://` URL.
         params: keyword arguments for the factory (built-ins always have one; for user references, non-empty
             params mean `spec` names a factory).
 
@@ -65,7 +70,7 @@ def build_reward(spec: str, params: dict[str, Any] | None = None) -> Callable[..
     target, version, problems = _resolve(spec)
     if target is None:
         raise ConfigError(problems)
-    is_factory = spec in REWARDS or bool(params)
+    is_factory = _is_builtin(spec) or bool(params)
     problems = _param_problems(spec, target, params) if is_factory else _reward_signature_problems(spec, target)
     if problems:
         raise ConfigError(problems)
@@ -85,7 +90,7 @@ def build_reward(spec: str, params: dict[str, Any] | None = None) -> Callable[..
             f"reward {spec!r}: its factory returned {type(reward).__name__}, not a callable; a factory "
             "must return the reward function (or give no params to use the function itself)."
         )
-    default_name = spec if spec in REWARDS else _factory_base_name(target)
+    default_name = spec if _is_builtin(spec) else _factory_base_name(target)
     _set_attrs(reward, getattr(reward, "__name__", None) or default_name, getattr(reward, "version", None) or version)
     return reward
 
@@ -106,7 +111,7 @@ def check_reward_spec(spec: str, params: dict[str, Any] | None = None) -> list[s
     target, _, problems = _resolve(spec)
     if target is None:
         return problems
-    if spec not in REWARDS:
+    if not _is_builtin(spec):
         return _param_problems(spec, target, params) if params else _reward_signature_problems(spec, target)
     problems = _param_problems(spec, target, params)
     if any("missing required param" in p for p in problems):
@@ -124,6 +129,13 @@ def check_reward_spec(spec: str, params: dict[str, Any] | None = None) -> list[s
 
 # ----------------------------------------------------------------------------------------------------------------
 
+_URL_PREFIXES = ("http://", "https://")
+
+
+def _is_builtin(spec: str) -> bool:
+    """Registry names, reward models and reward servers: always built by a factory of ours from `params`."""
+    return spec in REWARDS or spec.startswith((RM_PREFIX, *_URL_PREFIXES))
+
 
 def _resolve(spec: str) -> tuple[Any | None, str, list[str]]:
     # -> (the factory or reward object, a version for user code, problems); object None when problems.
@@ -138,6 +150,10 @@ def _resolve(spec: str) -> tuple[Any | None, str, list[str]]:
         )
     if spec in REWARDS:
         return REWARDS.get(spec), "", []
+    if spec.startswith(RM_PREFIX):
+        return functools.partial(make_reward_model, spec.removeprefix(RM_PREFIX)), "", []
+    if spec.startswith(_URL_PREFIXES):
+        return functools.partial(make_remote_reward, spec), "", []
     if ":" not in spec:
         valid = ", ".join(REWARDS.names())
         return (
@@ -145,7 +161,8 @@ def _resolve(spec: str) -> tuple[Any | None, str, list[str]]:
             "",
             [
                 f'unknown reward "{spec}".{did_you_mean(spec, REWARDS.names())} Valid: {valid}. A user '
-                "reward is named 'path/to/file.py:function' or 'package.module:function'."
+                "reward is named 'path/to/file.py:function' or 'package.module:function', a reward model "
+                "'rm:<hub id or path>', a reward server 'http(s)://...'."
             ],
         )
     location, _, attr = spec.rpartition(":")
