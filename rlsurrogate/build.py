@@ -52,16 +52,31 @@ class Resolved:
 def load(
     path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None
 ) -> tuple[Recipe, Resolved]:
-    """Reads, overrides and validates a YAML recipe and resolves its names; one ConfigError lists every problem."""
-    raw = read_recipe(path)
-    return validate(apply_overrides(raw, overrides or []), source=str(path), num_processes=num_processes)
+    """Reads, overrides and validates a YAML recipe (or a `trl grpo` config, see `rlsurrogate.trl_config`) and
+    resolves its names; one ConfigError lists every problem."""
+    from rlsurrogate.trl_config import normalize
+
+    raw, problems = normalize(read_recipe(path))
+    raw = apply_overrides(raw, overrides or [])
+    return _validate(raw, str(path), num_processes, problems)
 
 
 def validate(
     raw: dict[str, Any], source: str | None = None, num_processes: int | None = None
 ) -> tuple[Recipe, Resolved]:
-    """The recipe of a parsed YAML mapping and its resolved names; one ConfigError lists every problem."""
-    recipe, problems, broken = parse_recipe(raw, source=source, num_processes=num_processes)
+    """The recipe of a parsed YAML mapping (a recipe or a `trl grpo` config) and its resolved names; one ConfigError
+    lists every problem."""
+    from rlsurrogate.trl_config import normalize
+
+    raw, problems = normalize(raw)
+    return _validate(raw, source, num_processes, problems)
+
+
+def _validate(
+    raw: dict[str, Any], source: str | None, num_processes: int | None, problems: list[str]
+) -> tuple[Recipe, Resolved]:
+    recipe, shape_problems, broken = parse_recipe(raw, source=source, num_processes=num_processes)
+    problems = problems + shape_problems
     resolved, name_problems = _resolve(recipe, broken)
     problems += name_problems
     if problems or resolved is None:
@@ -110,6 +125,13 @@ def grpo_config(recipe: Recipe, resolved: Resolved) -> Any:
         reward_weights=resolved.weights,
     )
     kwargs.update(resolved.objective.config_overrides())
+    model = recipe.model
+    # TRL builds the reference model (beta > 0 without LoRA) from the policy's path with model_init_kwargs and
+    # trust_remote_code; give it the policy's revision and attention so both are the same model.
+    kwargs["trust_remote_code"] = model.trust_remote_code
+    init = {"revision": model.revision, "attn_implementation": model.attn_implementation}
+    if kwargs.get("beta") and model.lora is None and any(init.values()):
+        kwargs["model_init_kwargs"] = {k: v for k, v in init.items() if v is not None}
     if kwargs.get("bf16") and not bf16_available:
         raise ConfigError("training.bf16 = true: this machine has no bf16-capable GPU; set training.bf16: false.")
     return GRPOConfig(**kwargs)
@@ -125,6 +147,7 @@ def _resolve(recipe: Recipe, broken: set[str]) -> tuple[Resolved | None, list[st
     problems: list[str] = []
     if "model" not in broken:
         problems += models.check_model_name(recipe.model.name)
+        problems += _model_problems(recipe)
     if "data" not in broken and recipe.data.task and recipe.data.task not in tasks.task_names():
         problems.append(
             f'data.task = "{recipe.data.task}": unknown.{did_you_mean(recipe.data.task, tasks.task_names())} '
@@ -147,6 +170,23 @@ def _resolve(recipe: Recipe, broken: set[str]) -> tuple[Resolved | None, list[st
         ),
         problems,
     )
+
+
+def _model_problems(recipe: Recipe) -> list[str]:
+    """What the model section asks of this machine and of its source: quantization needs bitsandbytes and a GPU; a
+    revision applies to a hub id."""
+    import dataclasses
+    from pathlib import Path
+
+    from rlsurrogate import models
+
+    model, q = recipe.model, recipe.model.quantization
+    problems = []
+    if q is not None and q.load_in_4bit != q.load_in_8bit and model.lora is not None:  # else recipe.py named it
+        problems += models.check_quantization(dataclasses.asdict(q))
+    if model.revision and (model.name in models.EMBEDDED_MODELS or Path(model.name).expanduser().exists()):
+        problems.append(f'model.revision = "{model.revision}": applies to a hub id, not to "{model.name}"; remove it.')
+    return problems
 
 
 def _rewards(recipe: Recipe, problems: list[str]) -> tuple[list[Callable[..., Any]], list[str]]:

@@ -32,24 +32,22 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         >>> recipe, resolved = rlsurrogate.build.load("recipes/quickstart.yaml")  # doctest: +SKIP
         >>> summary = train(recipe, resolved)  # doctest: +SKIP
     """
-    from datasets import Dataset
-
     from rlsurrogate.checkpoints import newest_intact_checkpoint
     from rlsurrogate.eval_callback import HeldOutEvaluation
     from rlsurrogate.evaluation import process_state
     from rlsurrogate.models import load_model
-    from rlsurrogate.tasks.loaders import load_rows
+    from rlsurrogate.tasks.loaders import load_data
     from rlsurrogate.trainer import RLTrainer
 
     _check_launch()
     state = process_state()
     out = Path(recipe.output_dir)
-    train_rows, eval_rows = load_rows(recipe.data)
-    eval_rows = eval_rows[: recipe.eval.num_prompts or len(eval_rows)]
+    data = load_data(recipe.data)
+    eval_rows = data.eval_rows[: recipe.eval.num_prompts or len(data.eval_rows)]
     config = grpo_config(recipe, resolved)
 
     with state.main_process_first():  # the first load of an embedded model converts it; do that once
-        model, tokenizer = load_model(recipe.model.name, recipe.model.dtype)
+        model, tokenizer = load_model(recipe.model.name, recipe.model.dtype, **_model_kwargs(recipe))
 
     checkpoint, broken = newest_intact_checkpoint(out)
     if state.is_main_process:
@@ -67,7 +65,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         model=model,
         reward_funcs=resolved.rewards,
         args=config,
-        train_dataset=Dataset.from_list(train_rows),
+        train_dataset=data.train,
         processing_class=tokenizer,
         peft_config=_peft_config(recipe),
         objective=resolved.objective,
@@ -85,12 +83,14 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         recipe.eval.max_new_tokens or recipe.generation.max_completion_length,
         out,
     )
+    trainer.add_callback(_step_count())  # before the evaluation, so the step count is printed first
     trainer.add_callback(evaluation)
     if state.is_main_process:
+        print(data.description)
         _print_batch_table(recipe, config, state.num_processes)
         if eval_rows and not evaluation.rewards.gold_names:
             print("note: no gold reward (mark one with `gold: true`, e.g. accuracy): the reward-hacking guard is off.")
-    trainer.dry_run_rewards(train_rows[0])
+    trainer.dry_run_rewards(next(iter(data.train)))
     resume_from = str(checkpoint) if resume and checkpoint else None
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(out / "final"))
@@ -119,8 +119,39 @@ def _peft_config(recipe: Recipe) -> Any:
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        use_dora=lora.use_dora,
+        use_rslora=lora.use_rslora,
+        modules_to_save=lora.modules_to_save,
         task_type="CAUSAL_LM",
     )
+
+
+def _model_kwargs(recipe: Recipe) -> dict[str, Any]:
+    import dataclasses
+
+    model = recipe.model
+    quantization = model.quantization and {
+        k: v for k, v in dataclasses.asdict(model.quantization).items() if v is not None
+    }
+    return {
+        "revision": model.revision,
+        "attn_implementation": model.attn_implementation,
+        "trust_remote_code": model.trust_remote_code,
+        "quantization": quantization or None,
+    }
+
+
+def _step_count() -> Any:
+    """A callback that prints the optimizer steps the Trainer resolved (max_steps, or epochs over the data)."""
+    from transformers import TrainerCallback
+
+    class StepCount(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                source = "training.max_steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
+                print(f"training: {state.max_steps} optimizer steps ({source})", flush=True)
+
+    return StepCount()
 
 
 def _score_listeners(recipe: Recipe) -> list[Any]:

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
         "rlsurrogate.trainer",
         "rlsurrogate.prompt_opt",
     ),
-    ("rlsurrogate.build", "rlsurrogate.train"),
+    ("rlsurrogate.build", "rlsurrogate.train", "rlsurrogate.trl_config"),
     ("rlsurrogate.commands", "rlsurrogate.cli", "rlsurrogate.__main__"),
 ]
 SURROGATE_CORE = ("rlsurrogate.blackbox", "rlsurrogate.optim", "rlsurrogate.losses", "rlsurrogate.zoo")

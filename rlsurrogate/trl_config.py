@@ -1,0 +1,395 @@
+"""TRL's `trl grpo --config` format, read as a recipe: a TRL 1.16 config file runs unchanged.
+
+A `trl grpo` config is one flat mapping of the fields of four TRL dataclasses: `GRPOScriptArguments`
+(`dataset_name`, `dataset_config`, `dataset_train_split`, `dataset_test_split`, `dataset_streaming`,
+`reward_funcs`, `reward_model_name_or_path`), `ModelConfig` (`model_name_or_path`, `model_revision`, `dtype`,
+`attn_implementation`, `use_peft`, `lora_*`, `load_in_4bit`, `bnb_*`), `DatasetMixtureConfig` (`datasets`) and
+`GRPOConfig` (everything else). `normalize` recognises the format (TRL keys at the top level and none of the
+recipe's `model`, `data`, `rewards` sections) and maps it onto a recipe mapping, which then goes through the same
+validation as any recipe, so every problem is reported at once. The mapping follows TRL's `trl/scripts/grpo.py`:
+
+- `reward_funcs` entries are TRL's registry names (`accuracy_reward`, `reasoning_accuracy_reward`,
+  `think_format_reward`, `get_soft_overlong_punishment` with its script's 1280 / 256), our registry names, or dotted
+  import paths (`my_lib.rewards.fn`; a module file under the working directory is loaded by path, as TRL puts the
+  working directory on `sys.path`); `reward_model_name_or_path` becomes the first reward, `rm:<id>`.
+- `loss_type` (default TRL's `dapo`) becomes `objective.name`; generation fields go to `generation`;
+  `eval_on_start` and `per_device_eval_batch_size` to `eval`; `trust_remote_code` and `model_init_kwargs` to `model`;
+  every other GRPOConfig field to `training`, with TRL's defaults where ours differ (`logging_steps` 10,
+  `gradient_checkpointing` true, `save_steps` 500, no `save_total_limit`, `max_completion_length` 512, output
+  directory `trainer_output`), so the run is TRL's run. `bf16` keeps our default (on only with a bf16 GPU).
+- Held-out evaluation (ours; TRL has none by default) uses `dataset_test_split` when the config names it or sets an
+  `eval_strategy`, else `data.num_eval` rows split off the training split; the run prints which.
+- What has no equivalent is refused with the alternative, never dropped: launcher keys (`num_processes`,
+  `accelerate_config`: use `accelerate launch`), `env`, multi-dataset mixtures, LoRA or bitsandbytes settings
+  without `use_peft` / `load_in_4bit`, `resume_from_checkpoint` (use `--resume`).
+
+For a recipe (not TRL's format), `normalize` moves nothing and names each top-level key that belongs elsewhere:
+a GRPOConfig field gets "put it under `training:`", a TRL key the recipe field it maps to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from rlsurrogate.registry import did_you_mean
+
+__all__ = ["TRL_REWARD_FUNCS", "is_trl_config", "normalize", "to_recipe"]
+
+# TRL 1.16 `trl/scripts/grpo.py`: reward_funcs registry name -> (our reference, params).
+TRL_REWARD_FUNCS: dict[str, tuple[str, dict[str, Any]]] = {
+    "accuracy_reward": ("trl.rewards:accuracy_reward", {}),
+    "reasoning_accuracy_reward": ("trl.rewards:reasoning_accuracy_reward", {}),
+    "think_format_reward": ("trl.rewards:think_format_reward", {}),
+    "get_soft_overlong_punishment": (
+        "trl.rewards:get_soft_overlong_punishment",
+        {"max_completion_len": 1280, "soft_punish_cache": 256},  # the values the TRL script uses
+    ),
+}
+# GRPOScriptArguments (with ScriptArguments) and ModelConfig fields, and the recipe field each becomes.
+_SCRIPT_KEYS = {
+    "dataset_name": "data.hf_dataset",
+    "dataset_config": "data.hf_config",
+    "dataset_train_split": "data.split",
+    "dataset_test_split": "data.eval_split",
+    "dataset_streaming": "data.streaming",
+    "ignore_bias_buffers": "nothing (TRL's GRPO script does not read it)",
+    "reward_funcs": "rewards[i].name",
+    "reward_model_name_or_path": "rewards[i].name: rm:<id>",
+    "datasets": "data.hf_dataset / data.data_files",
+    "streaming": "data.streaming",
+    "test_split_size": "data.num_eval",
+}
+_MODEL_KEYS = {
+    "model_name_or_path": "model.name",
+    "model_revision": "model.revision",
+    "dtype": "model.dtype",
+    "attn_implementation": "model.attn_implementation",
+    "use_peft": "model.lora",
+    "lora_r": "model.lora.r",
+    "lora_alpha": "model.lora.alpha",
+    "lora_dropout": "model.lora.dropout",
+    "lora_target_modules": "model.lora.target_modules",
+    "lora_target_parameters": "nothing (not supported; use model.lora.target_modules)",
+    "lora_modules_to_save": "model.lora.modules_to_save",
+    "lora_task_type": "nothing (always CAUSAL_LM)",
+    "use_rslora": "model.lora.use_rslora",
+    "use_dora": "model.lora.use_dora",
+    "load_in_8bit": "model.quantization.load_in_8bit",
+    "load_in_4bit": "model.quantization.load_in_4bit",
+    "bnb_4bit_quant_type": "model.quantization.bnb_4bit_quant_type",
+    "use_bnb_nested_quant": "model.quantization.bnb_4bit_use_double_quant",
+    "bnb_4bit_quant_storage": "model.quantization.bnb_4bit_quant_storage",
+}
+# GRPOConfig fields a recipe keeps outside `training`.
+_GENERATION_KEYS = (
+    "num_generations",
+    "max_completion_length",
+    "temperature",
+    "top_p",
+    "top_k",
+    "use_vllm",
+    "vllm_mode",
+)
+_EVAL_KEYS = {"eval_on_start": "before", "per_device_eval_batch_size": "batch_size"}
+# TRL's defaults where a recipe's differ (recipe.TRAINING_DEFAULTS, GenerationConfig), applied to a TRL config.
+_TRL_TRAINING_DEFAULTS = {
+    "logging_steps": 10,
+    "gradient_checkpointing": True,
+    "save_steps": 500,
+    "save_total_limit": None,
+}
+_TRL_GENERATION_DEFAULTS = {"max_completion_length": 512}
+_TRL_OUTPUT_DIR = "trainer_output"  # transformers' TrainingArguments default when output_dir is None
+# model_init_kwargs keys a recipe expresses; TRL's script fills the same four.
+_INIT_KWARGS = {"revision": "revision", "attn_implementation": "attn_implementation", "dtype": "dtype"}
+_INIT_KWARGS |= {"trust_remote_code": "trust_remote_code"}
+# `trl` CLI keys passed to `accelerate launch` (trl/cli/commands/training.py), which a config may carry.
+_LAUNCHER_KEYS = ("num_processes", "accelerate_config", "config_file", "num_machines", "mixed_precision", "multi_gpu")
+_RECIPE_SECTIONS = ("model", "data", "rewards")
+
+
+def is_trl_config(raw: dict[str, Any]) -> bool:
+    """Whether a parsed YAML mapping is in TRL's flat format rather than a recipe."""
+    if any(key in raw for key in _RECIPE_SECTIONS):
+        return False
+    return any(key in raw for key in (*_SCRIPT_KEYS, *_MODEL_KEYS))
+
+
+def normalize(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(recipe mapping, problems): a TRL config converted, or a recipe with misplaced top-level keys named."""
+    if is_trl_config(raw):
+        return to_recipe(raw)
+    return _misplaced(raw)
+
+
+def to_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Maps a `trl grpo` config onto a recipe mapping; returns it with one problem line per unmappable key.
+
+    Example:
+        >>> recipe, problems = to_recipe(
+        ...     {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "ds", "reward_funcs": ["accuracy_reward"]}
+        ... )
+        >>> recipe["rewards"], recipe["objective"], problems
+        ([{'name': 'trl.rewards:accuracy_reward'}], {'name': 'dapo'}, [])
+    """
+    raw = dict(raw)
+    problems: list[str] = []
+    grpo_fields = _grpo_fields()
+    sections: dict[str, dict[str, Any]] = {}
+    for name in ("objective", "generation", "training", "eval", "diagnostics", "optimizer", "sampling"):
+        value = raw.pop(name, None)
+        if value is not None:
+            sections[name] = dict(value) if isinstance(value, dict) else value
+    trust_remote_code = bool(raw.get("trust_remote_code"))
+    model = _model(raw, problems)
+    data = _data(raw, problems)
+    rewards = _rewards(raw, trust_remote_code, problems)
+    generation = dict(_TRL_GENERATION_DEFAULTS)
+    training: dict[str, Any] = dict(_TRL_TRAINING_DEFAULTS)
+    eval_section: dict[str, Any] = {}
+    objective = {"name": raw.pop("loss_type", "dapo")}
+    output_dir = raw.pop("output_dir", None) or _TRL_OUTPUT_DIR
+    for key, value in raw.items():
+        if key in _GENERATION_KEYS:
+            generation[key] = value
+        elif key in _EVAL_KEYS:
+            eval_section[_EVAL_KEYS[key]] = value
+        elif key in grpo_fields:
+            training[key] = value
+        elif key in _LAUNCHER_KEYS:
+            problems.append(
+                f"{key}: a `trl` launcher setting; launch with accelerate instead, e.g. `accelerate launch "
+                f"--num_processes N -m rlsurrogate train CONFIG` (or --config_file for accelerate_config)."
+            )
+        elif key == "env":
+            problems.append("env: set these environment variables in the shell that launches the run.")
+        else:
+            valid = [*_SCRIPT_KEYS, *_MODEL_KEYS, *grpo_fields]
+            hint = did_you_mean(key, valid)
+            problems.append(f"{key}: not a field of GRPOScriptArguments, ModelConfig or GRPOConfig (TRL 1.16).{hint}")
+    if training.get("eval_strategy", "no") != "no" and "eval_split" not in data and "num_eval" not in data:
+        data["eval_split"] = "test"  # TRL evaluates on dataset_test_split, default "test"
+    recipe: dict[str, Any] = {"model": model, "data": data, "rewards": rewards}
+    for name, mapped in (("objective", objective), ("generation", generation), ("training", training)):
+        recipe[name] = _merge(name, mapped, sections.pop(name, None), problems)
+    if eval_section or "eval" in sections:
+        recipe["eval"] = _merge("eval", eval_section, sections.pop("eval", None), problems)
+    recipe |= sections
+    recipe["output_dir"] = output_dir
+    if isinstance(recipe["training"], dict):
+        _apply_reward_weights(recipe, problems)
+    return recipe, problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _model(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    model: dict[str, Any] = {}
+    if "model_name_or_path" in raw:
+        model["name"] = raw.pop("model_name_or_path")
+    else:
+        problems.append("model_name_or_path: missing; every TRL config names the model to train.")
+    if raw.get("model_revision", "main") != "main":
+        model["revision"] = raw["model_revision"]
+    raw.pop("model_revision", None)
+    if "dtype" in raw:
+        model["dtype"] = raw.pop("dtype") or "auto"  # None: transformers 5 loads in the checkpoint's dtype
+    if raw.get("attn_implementation") is not None:
+        model["attn_implementation"] = raw["attn_implementation"]
+    raw.pop("attn_implementation", None)
+    if raw.pop("trust_remote_code", False):
+        model["trust_remote_code"] = True
+    init_kwargs = raw.pop("model_init_kwargs", None) or {}
+    for key, value in init_kwargs.items() if isinstance(init_kwargs, dict) else []:
+        if key in _INIT_KWARGS:
+            model[_INIT_KWARGS[key]] = value
+        else:
+            problems.append(
+                f"model_init_kwargs.{key}: not supported; a recipe sets {', '.join(_INIT_KWARGS)} (and quantization "
+                "through load_in_4bit)."
+            )
+    lora = {
+        "r": raw.pop("lora_r", 16),
+        "alpha": raw.pop("lora_alpha", 32),
+        "dropout": raw.pop("lora_dropout", 0.05),
+        "target_modules": raw.pop("lora_target_modules", None),
+        "modules_to_save": raw.pop("lora_modules_to_save", None),
+        "use_rslora": raw.pop("use_rslora", False),
+        "use_dora": raw.pop("use_dora", False),
+    }
+    lora_defaults = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": None, "modules_to_save": None}
+    lora_defaults |= {"use_rslora": False, "use_dora": False}
+    if raw.pop("lora_target_parameters", None) is not None:
+        problems.append("lora_target_parameters: not supported; adapt modules with lora_target_modules.")
+    task_type = raw.pop("lora_task_type", "CAUSAL_LM")
+    if task_type != "CAUSAL_LM":
+        problems.append(f'lora_task_type = "{task_type}": GRPO trains a causal LM; remove it.')
+    if raw.pop("use_peft", False):
+        model["lora"] = {k: v for k, v in lora.items() if v != lora_defaults[k] or k == "target_modules"}
+    else:
+        for key, value in lora.items():
+            if value != lora_defaults[key]:
+                trl_key = {"r": "lora_r", "alpha": "lora_alpha", "dropout": "lora_dropout"}.get(key, key)
+                trl_key = {"target_modules": "lora_target_modules", "modules_to_save": "lora_modules_to_save"}.get(
+                    key, trl_key
+                )
+                problems.append(f"{trl_key}: set, but use_peft is false, so TRL would ignore it; set use_peft: true.")
+    quantization = {
+        "load_in_4bit": raw.pop("load_in_4bit", False),
+        "load_in_8bit": raw.pop("load_in_8bit", False),
+        "bnb_4bit_quant_type": raw.pop("bnb_4bit_quant_type", "nf4"),
+        "bnb_4bit_use_double_quant": raw.pop("use_bnb_nested_quant", False),
+        "bnb_4bit_quant_storage": raw.pop("bnb_4bit_quant_storage", None),
+    }
+    if quantization["load_in_4bit"] or quantization["load_in_8bit"]:
+        model["quantization"] = {k: v for k, v in quantization.items() if v not in (False, None, "nf4")}
+    elif any(quantization[k] not in (False, None, "nf4") for k in quantization):
+        problems.append("bnb_4bit_* / use_bnb_nested_quant: set without load_in_4bit, so TRL would ignore them.")
+    return model
+
+
+def _data(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    mixture = raw.pop("datasets", None)
+    if raw.get("dataset_name") and mixture:
+        problems.append("dataset_name and datasets: set one (TRL would use datasets and ignore dataset_name).")
+    if mixture:
+        if not isinstance(mixture, list) or len(mixture) != 1 or not isinstance(mixture[0], dict):
+            problems.append(
+                "datasets: a mixture of several datasets is not supported; concatenate them into one dataset "
+                "(datasets.concatenate_datasets) and name it with dataset_name."
+            )
+        else:
+            entry = dict(mixture[0])
+            data["hf_dataset"] = entry.pop("path", None)
+            for theirs, ours in (("name", "hf_config"), ("data_files", "data_files"), ("split", "split")):
+                if entry.get(theirs) is not None:
+                    data[ours] = entry.pop(theirs)
+            entry.pop("fraction", None)  # one dataset: the whole of it, whatever its fraction
+            for key, value in entry.items():
+                if value is not None:
+                    problems.append(f"datasets[0].{key}: not supported; select columns or files with data_files.")
+    if raw.get("dataset_name"):
+        data["hf_dataset"] = raw["dataset_name"]
+    elif not mixture:
+        problems.append("dataset_name: missing; name the dataset (a hub id or a local file or directory).")
+    raw.pop("dataset_name", None)
+    if raw.get("dataset_config") is not None:
+        data["hf_config"] = raw["dataset_config"]
+    raw.pop("dataset_config", None)
+    if raw.get("dataset_train_split", "train") != "train":
+        data["split"] = raw["dataset_train_split"]
+    raw.pop("dataset_train_split", None)
+    if "dataset_test_split" in raw:
+        data["eval_split"] = raw.pop("dataset_test_split")
+    if raw.pop("dataset_streaming", False) or raw.pop("streaming", False):
+        data["streaming"] = True
+    test_size = raw.pop("test_split_size", None)
+    if isinstance(test_size, int) and not isinstance(test_size, bool):
+        data["num_eval"] = test_size
+    elif test_size is not None:
+        problems.append(f"test_split_size = {test_size!r}: give a number of held-out rows (data.num_eval).")
+    if raw.pop("ignore_bias_buffers", False):
+        problems.append("ignore_bias_buffers: TRL's GRPO script does not read it; remove it.")
+    return data
+
+
+def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) -> list[dict[str, Any]]:
+    from rlsurrogate.rewards import REWARDS
+
+    rewards: list[dict[str, Any]] = []
+    if raw.get("reward_model_name_or_path"):
+        entry: dict[str, Any] = {"name": f"rm:{raw['reward_model_name_or_path']}"}
+        if trust_remote_code:  # TRL loads its reward model with GRPOConfig.trust_remote_code
+            entry["params"] = {"trust_remote_code": True}
+        rewards.append(entry)
+    raw.pop("reward_model_name_or_path", None)
+    funcs = raw.pop("reward_funcs", None) or []
+    for name in [funcs] if isinstance(funcs, str) else funcs:
+        if name in TRL_REWARD_FUNCS:
+            ref, params = TRL_REWARD_FUNCS[name]
+            rewards.append({"name": ref, "params": dict(params)} if params else {"name": ref})
+        elif name in REWARDS:
+            rewards.append({"name": name})
+        elif isinstance(name, str) and "." in name:
+            rewards.append({"name": _import_path(name)})
+        else:
+            valid = [*TRL_REWARD_FUNCS, *REWARDS.names()]
+            problems.append(
+                f"reward_funcs: {name!r} is not a TRL or rlsurrogate reward.{did_you_mean(str(name), valid)} Valid: "
+                f"{', '.join(valid)}, or a dotted import path (my_lib.rewards.fn)."
+            )
+    if not rewards and not any("reward_funcs:" in p for p in problems):
+        problems.append("reward_funcs: missing; name at least one (or reward_model_name_or_path).")
+    return rewards
+
+
+def _import_path(dotted: str) -> str:
+    """`a.b.fn` -> `a/b.py:fn` if that file is under the working directory (TRL imports from there), else `a.b:fn`."""
+    module, _, attr = dotted.rpartition(".")
+    file = Path(*module.split(".")).with_suffix(".py")
+    return f"{file.as_posix()}:{attr}" if file.is_file() else f"{module}:{attr}"
+
+
+def _apply_reward_weights(recipe: dict[str, Any], problems: list[str]) -> None:
+    weights = recipe["training"].pop("reward_weights", None)
+    if weights is None:
+        return
+    if not isinstance(weights, list) or len(weights) != len(recipe["rewards"]):
+        problems.append(
+            f"reward_weights = {weights!r}: needs one weight per reward ({len(recipe['rewards'])}: the reward model "
+            "first, then reward_funcs in order)."
+        )
+        return
+    for entry, weight in zip(recipe["rewards"], weights):
+        entry["weight"] = weight
+
+
+def _merge(name: str, mapped: dict[str, Any], given: Any, problems: list[str]) -> Any:
+    """A section from flat TRL keys plus the same section written out; a key in both is a problem."""
+    if given is None:
+        return mapped
+    if not isinstance(given, dict):
+        return given  # the recipe's own check reports the type
+    defaults = {**_TRL_TRAINING_DEFAULTS, **_TRL_GENERATION_DEFAULTS}
+    twice = [k for k in given if k in mapped and not (k in defaults and mapped[k] == defaults[k])]
+    twice = [k for k in twice if not (name == "objective" and k == "name" and mapped[k] == "dapo")]
+    for key in twice:
+        problems.append(f"{name}.{key}: set both as a flat TRL key and under {name}:; keep one.")
+    return {**mapped, **given}
+
+
+def _misplaced(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A recipe without its top-level keys that belong in a section; one line each saying where."""
+    from rlsurrogate.recipe import Recipe
+
+    sections = {f.name for f in dataclasses.fields(Recipe)}
+    grpo_fields = _grpo_fields()
+    problems, kept = [], {}
+    for key, value in raw.items():
+        if key in sections:
+            kept[key] = value
+        elif key in _GENERATION_KEYS:
+            problems.append(f"{key}: a generation setting; put it under `generation:`.")
+        elif key == "loss_type":
+            problems.append("loss_type: put it under `objective:` as objective.name (grpo, dapo, dr_grpo, ...).")
+        elif key in grpo_fields:
+            problems.append(f"{key}: a GRPOConfig field; put it under `training:`.")
+        elif key in _SCRIPT_KEYS or key in _MODEL_KEYS:
+            where = {**_SCRIPT_KEYS, **_MODEL_KEYS}[key]
+            problems.append(
+                f"{key}: a `trl grpo` key; a recipe spells it {where} (or drop the model, data and rewards sections "
+                "to use TRL's flat format)."
+            )
+        else:
+            kept[key] = value  # the recipe's own check names it, with a did-you-mean
+    return kept, problems
+
+
+def _grpo_fields() -> set[str]:
+    from trl import GRPOConfig
+
+    return {f.name for f in dataclasses.fields(GRPOConfig) if f.init}
