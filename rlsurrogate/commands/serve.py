@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-malformed", type=float, default=0.0, help="probability of a truncated JSON body")
     parser.add_argument("--slow-rate", type=float, default=0.0, help="probability of a delayed response")
     parser.add_argument("--slow-seconds", type=float, default=0.0, help="delay of a slow response")
+    parser.add_argument(
+        "--retry-after", type=float, default=0.0, help="Retry-After seconds of an injected 429 (and 500 when > 0)"
+    )
     parser.add_argument("--request-log", default=None, help="JSONL file with one line per generation")
 
 
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         rate_malformed=args.rate_malformed,
         slow_rate=args.slow_rate,
         slow_seconds=args.slow_seconds,
+        retry_after=args.retry_after,
     )
     limits = Limits(
         max_body_bytes=args.max_body_bytes,

@@ -16,7 +16,8 @@ Limits, so that one client cannot tie the server up (each a `Limits` field and a
 - every request is validated before it reaches the model: a malformed body is a 400 with an error in OpenAI's
   shape, `{"error": {"message", "type": "invalid_request_error", "param", "code"}}`, never a server-side traceback.
   Checked: `messages` a non-empty list (at most 256) of `{"role", "content": str}`; `temperature` finite in [0, 2];
-  `max_tokens` / `max_completion_tokens` an integer in [1, max_completion_tokens]; `n` 1; `stream` false.
+  `max_tokens` / `max_completion_tokens` an integer in [1, max_completion_tokens]; `n` an integer in [1, 8];
+  `stream` a boolean; `stream_options` an object.
 - `api_key` (optional; `--api-key` or the `RLSURROGATE_API_KEY` variable): every route but `/health` then needs
   `Authorization: Bearer <key>`, else 401. A non-loopback address gets a one-line `exposure_warning` (a louder one
   without a key), which the command prints.
@@ -25,8 +26,14 @@ Faults can be injected, for testing clients against a misbehaving endpoint:
 - `script`: faults for the first requests, in order (e.g. `429,500,malformed,slow,ok`);
 - rates: after the script, each request independently gets a 429 / 500 / malformed body with the given
   probability (seeded); `slow_seconds` delays every "slow" response (and every response when `slow_rate` is 1).
-A 429 carries `Retry-After: 0`. A malformed body is truncated JSON with status 200. Faults apply to valid requests
-only; an invalid one gets its 4xx first.
+A 429 carries `Retry-After` (`retry_after`, 0 s by default; an injected 500 too when it is > 0). A malformed body
+is truncated JSON with status 200. Faults apply to valid requests only; an invalid one gets its 4xx first.
+
+`n` > 1 generates n answers (one generation each; at temperature 0 the first is repeated, since greedy decoding
+gives the same text). `stream: true` gets the same answer as server-sent events (`text/event-stream`, OpenAI's
+`chat.completion.chunk` objects: a role chunk, a content chunk and a finish chunk per choice, a usage chunk when
+`stream_options.include_usage`, then `data: [DONE]`); the answer is generated whole before the first event is sent.
+`finish_reason` is "length" when an answer used all of `max_tokens`, else "stop".
 
 Every request that reaches the model is appended to `request_log` (JSONL, one line per generation), so that a
 test can count how many times each prompt was actually answered.
@@ -52,7 +59,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rlsurrogate.errors import ConfigError
 
@@ -65,6 +72,7 @@ API_KEY_ENV = "RLSURROGATE_API_KEY"  # read when --api-key is not given, so the 
 DEFAULT_MAX_TOKENS = 64  # when a request names none (the behaviour before limits existed)
 MAX_TEMPERATURE = 2.0  # OpenAI's documented range is [0, 2]
 MAX_MESSAGES = 256  # the content cap alone would let 1 MiB of empty messages expand into ~100k template tokens
+MAX_N = 8  # answers per request: one request may hold the model lock at most as long as 8 single ones
 ROLES = ("system", "developer", "user", "assistant")  # tool messages need tool calls, which this server lacks
 
 _FAULTS = ("ok", "429", "500", "malformed", "slow")
@@ -124,6 +132,7 @@ class Faults:
         rate_malformed: probability of a truncated JSON body after the script.
         slow_rate: probability of a delayed response after the script.
         slow_seconds: the delay of a "slow" response.
+        retry_after: the `Retry-After` header (seconds) of an injected 429.
         seed: seed of the fault RNG.
     """
 
@@ -133,6 +142,7 @@ class Faults:
     rate_malformed: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 0.0
+    retry_after: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -145,6 +155,8 @@ class Faults:
             for k, v in {**rates, "slow_rate": self.slow_rate}.items()
             if not 0 <= v <= 1
         ]
+        if not 0 <= self.retry_after <= 3600:
+            problems.append(f"retry_after = {self.retry_after}: must be in [0, 3600] seconds.")
         if sum(rates.values()) > 1:
             problems.append("rate_429 + rate_500 + rate_malformed must be <= 1.")
         if problems:
@@ -204,6 +216,7 @@ class ChatServer:
         self.limits = limits or Limits()
         self.api_key = api_key
         self.counts = {name: 0 for name in _FAULTS}
+        self.answered = 0  # requests answered by the model (a benchmark counts black-box calls with it)
         self._model_lock = threading.Lock()
         try:
             self._httpd = _BoundedHTTPServer((host, port), _make_handler(self), self.limits.max_workers)
@@ -254,19 +267,30 @@ class ChatServer:
         Raises:
             RequestError: the body is not a valid chat request within `limits` (status 400).
         """
-        messages, max_tokens, temperature = _parse_chat(body, self.limits)
+        request = _parse_chat(body, self.limits)
+        answers: list[tuple[str, int, int]] = []
         with self._model_lock:
-            text, n_prompt, n_completion = self.generate(messages, max_tokens, temperature)
-            if self.request_log is not None:
-                key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
-                with open(self.request_log, "a") as f:
-                    f.write(json.dumps({"key": key, "time": received or time.time()}) + "\n")
+            for _ in range(request.n if request.temperature > 0 else 1):  # greedy: one generation serves every choice
+                answers.append(self.generate(request.messages, request.max_tokens, request.temperature))
+                if self.request_log is not None:
+                    key = hashlib.sha256(json.dumps(request.messages, sort_keys=True).encode()).hexdigest()
+                    with open(self.request_log, "a") as f:
+                        f.write(json.dumps({"key": key, "time": received or time.time()}) + "\n")
+            self.answered += 1
+        answers = (answers * request.n)[: request.n]
+        n_prompt = answers[0][1]
+        n_completion = sum(a[2] for a in answers)
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text},
+             "finish_reason": "length" if used >= request.max_tokens else "stop"}
+            for i, (text, _, used) in enumerate(answers)
+        ]  # fmt: skip
         return {
             "id": f"chatcmpl-{int(time.time() * 1e6)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model_name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": choices,
             "usage": {
                 "prompt_tokens": n_prompt,
                 "completion_tokens": n_completion,
@@ -300,8 +324,17 @@ def _error(
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def _parse_chat(body: Any, limits: Limits) -> tuple[Messages, int, float]:
-    """(messages, max_tokens, temperature) of a chat request body, or a `RequestError` naming the bad field."""
+class _ChatRequest(NamedTuple):
+    messages: Messages
+    max_tokens: int
+    temperature: float
+    n: int
+    stream: bool
+    include_usage: bool
+
+
+def _parse_chat(body: Any, limits: Limits) -> _ChatRequest:
+    """The fields of a chat request body that the server uses, or a `RequestError` naming the bad field."""
     if not isinstance(body, dict):
         raise RequestError(400, f"the body must be a JSON object, got a JSON {_json_type(body)}.")
     messages = body.get("messages")
@@ -346,11 +379,36 @@ def _parse_chat(body: Any, limits: Limits) -> tuple[Messages, int, float]:
             400, f"'temperature' = {_show(temperature)}: must be a finite number in [0, {MAX_TEMPERATURE:g}].",
             "temperature",
         )  # fmt: skip
-    if body.get("n") is not None and not (_is_int(body["n"]) and body["n"] == 1):
-        raise RequestError(400, f"'n' = {_show(body['n'])}: this server returns one choice; use n = 1.", "n")
-    if body.get("stream") not in (None, False):
-        raise RequestError(400, f"'stream' = {_show(body['stream'])}: streaming is not supported.", "stream")
-    return messages, int(max_tokens), float(temperature)
+    n = body.get("n")
+    if n is None:
+        n = 1
+    elif not (_is_int(n) and 1 <= n <= MAX_N):
+        raise RequestError(400, f"'n' = {_show(n)}: must be an integer in [1, {MAX_N}] (answers per request).", "n")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise RequestError(400, f"'stream' = {_show(stream)}: must be true or false.", "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise RequestError(
+            400, f"'stream_options' must be an object, got a JSON {_json_type(options)}.", "stream_options"
+        )
+    include_usage = bool(stream) and bool((options or {}).get("include_usage"))
+    return _ChatRequest(messages, int(max_tokens), float(temperature), int(n), bool(stream), include_usage)
+
+
+def _sse_events(response: dict[str, Any], include_usage: bool) -> bytes:
+    """A chat.completion object as OpenAI's stream: chunks per choice, the usage chunk if asked, then [DONE]."""
+    head = {k: response[k] for k in ("id", "created", "model")}
+    chunks: list[dict[str, Any]] = []
+    for choice in response["choices"]:
+        i, text = choice["index"], choice["message"]["content"]
+        for delta, finish in (({"role": "assistant", "content": ""}, None), ({"content": text}, None),
+                              ({}, choice["finish_reason"])):  # fmt: skip
+            chunks.append({"index": i, "delta": delta, "finish_reason": finish})
+    events = [{**head, "object": "chat.completion.chunk", "choices": [c]} for c in chunks]
+    if include_usage:
+        events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": response["usage"]})
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
 
 
 def _is_int(x: Any) -> bool:
@@ -514,9 +572,12 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             fault = server.faults.next()
             server.counts[fault] += 1
             if fault == "429":
-                self._json(429, _error("rate limited", "rate_limit"), {"retry-after": "0"})
+                self._json(
+                    429, _error("rate limited", "rate_limit"), {"retry-after": f"{server.faults.retry_after:g}"}
+                )
             elif fault == "500":
-                self._json(500, _error("injected server error", "server_error"))
+                wait = {"retry-after": f"{server.faults.retry_after:g}"} if server.faults.retry_after > 0 else {}
+                self._json(500, _error("injected server error", "server_error"), wait)
             elif fault == "malformed":
                 self._raw(200, b'{"id": "chatcmpl-broken", "choices": [{"message": {"content": "trunc')
             else:
@@ -534,7 +595,11 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 print(f"serve: generation failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
                 self._json(500, _error(f"generation failed: {type(err).__name__}", "server_error"))
                 return
-            self._json(200, response)
+            if body.get("stream"):
+                events = _sse_events(response, bool((body.get("stream_options") or {}).get("include_usage")))
+                self._raw(200, events, content_type="text/event-stream")
+            else:
+                self._json(200, response)
 
         def _read_body(self) -> bytes:
             if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
@@ -589,11 +654,14 @@ def _make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: int, obj: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             self._raw(status, json.dumps(obj).encode(), headers)
 
-        def _raw(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        def _raw(
+            self, status: int, payload: bytes, headers: dict[str, str] | None = None,
+            content_type: str = "application/json",
+        ) -> None:  # fmt: skip
             try:
                 self.connection.settimeout(limits.read_timeout)  # a client that never reads cannot hold us either
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(payload)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)

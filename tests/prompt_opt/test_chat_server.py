@@ -90,6 +90,42 @@ def test_good_request_is_answered():
     assert echo.calls == 1 and server.internal_errors == 0
 
 
+def test_n_choices_greedy_generates_once_sampled_n_times():
+    echo = Echo()
+    with ChatServer(echo, "echo") as server:
+        _, _, greedy = _request(server, {"messages": MSG, "n": 3, "temperature": 0})
+        assert echo.calls == 1
+        _, _, sampled = _request(server, {"messages": MSG, "n": 2, "temperature": 0.7})
+        assert echo.calls == 3
+    assert [c["index"] for c in greedy["choices"]] == [0, 1, 2]
+    assert {c["message"]["content"] for c in greedy["choices"]} == {"HELLO"}
+    assert greedy["usage"] == {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
+    assert len(sampled["choices"]) == 2 and server.answered == 2
+
+
+def test_finish_reason_says_length_when_the_answer_used_every_token():
+    with ChatServer(lambda m, n, t: ("a b", 1, n), "echo") as server:
+        _, _, body = _request(server, {"messages": MSG, "max_tokens": 2})
+    assert body["choices"][0]["finish_reason"] == "length"
+
+
+def test_stream_true_is_answered_as_server_sent_events_the_sdk_reads():
+    import openai
+
+    with ChatServer(Echo(), "echo") as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+        stream = client.chat.completions.create(
+            model="echo", messages=MSG, stream=True, n=2, stream_options={"include_usage": True}
+        )
+        chunks = list(stream)
+    text = {i: "".join(c.choices[0].delta.content or "" for c in chunks if c.choices and c.choices[0].index == i)
+            for i in (0, 1)}  # fmt: skip
+    assert text == {0: "HELLO", 1: "HELLO"}
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop", "stop"]
+    assert chunks[-1].usage.completion_tokens == 2 and not chunks[-1].choices
+
+
 MALFORMED = {
     "empty_messages": {"messages": []},
     "messages_not_list": {"messages": "hello"},
@@ -109,9 +145,11 @@ MALFORMED = {
     "temperature_huge": {"messages": MSG, "temperature": 1e308},
     "temperature_negative": {"messages": MSG, "temperature": -0.5},
     "temperature_above_2": {"messages": MSG, "temperature": 2.5},
-    "n_3": {"messages": MSG, "n": 3},
+    "n_over_cap": {"messages": MSG, "n": chat_server.MAX_N + 1},
+    "n_zero": {"messages": MSG, "n": 0},
     "n_string": {"messages": MSG, "n": "one"},
-    "stream": {"messages": MSG, "stream": True},
+    "stream_string": {"messages": MSG, "stream": "yes"},
+    "stream_options_list": {"messages": MSG, "stream": True, "stream_options": []},
     "body_is_list": [MSG],
     "body_is_null": None,
     "too_many_messages": {"messages": MSG * (chat_server.MAX_MESSAGES + 1)},
