@@ -8,6 +8,9 @@ Here every chat call goes through the durable `QueryLog` (when one is given): a 
 from it, every new call is logged as soon as it returns, and a finished evaluation is logged with its score. The
 `Budget` is checked before each new evaluation starts; `BudgetExhausted` stops the optimizer loop cleanly.
 
+`score_on(instruction, examples)` scores one instruction on other examples (the test split, once the search is over):
+its calls go through the same log, but it is not a query, so it neither spends the budget nor enters the history.
+
 Deviation: the template is sent as one user message of a chat request (the paper used a completion endpoint).
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 from rlsurrogate.prompt_opt.clients import DEFAULT_MAX_TOKENS, ChatClient, Completion
 from rlsurrogate.prompt_opt.query_log import Budget, BudgetExhausted, QueryLog, request_key
-from rlsurrogate.prompt_opt.tasks import Task
+from rlsurrogate.prompt_opt.tasks import Example, Task
 
 __all__ = ["EVAL_TEMPLATE", "Evaluation", "InstructionEvaluator"]
 
@@ -119,6 +122,17 @@ class InstructionEvaluator:
                 }  # fmt: skip
             )
         return evaluation
+
+    def score_on(self, instruction: str, examples: list[Example]) -> tuple[float, list[float], int]:
+        """`(mean score, per-example scores, tokens)` of `instruction` on `examples`, outside the budget and history.
+
+        Used for the test split: the instruction chosen on validation, scored on examples the search never saw.
+        """
+        if not examples:
+            raise ValueError("score_on needs at least one example (the task's test split is empty).")
+        completions = self._ask(instruction, [e.input for e in examples])
+        scores = [self.task.score(c.text, e.output) for c, e in zip(completions, examples)]
+        return sum(scores) / len(scores), scores, sum(c.prompt_tokens + c.completion_tokens for c in completions)
 
     def best(self) -> Evaluation | None:
         """The best evaluation so far (earliest on ties)."""

@@ -26,7 +26,13 @@ __all__ = ["plot_best_curves", "run_summary", "write_results"]
 
 
 def run_summary(
-    result: OptimizationResult, evaluator: InstructionEvaluator, log: QueryLog, task: str, method: str, target: str
+    result: OptimizationResult,
+    evaluator: InstructionEvaluator,
+    log: QueryLog,
+    task: str,
+    method: str,
+    target: str,
+    test: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of `result.json`: what was asked, the best instruction, the spend and the history.
 
@@ -37,11 +43,14 @@ def run_summary(
         task: the task name.
         method: the method name.
         target: the black-box target string.
+        test: `{"score", "examples", "tokens"}` of the best instruction on the test split, or None.
     """
     return {
         "task": task, "method": method, "target": target, "stopped": result.stopped,
         "best_instruction": result.best.instruction if result.best else None,
         "validation_score": result.best.score if result.best else None,
+        "test_score": test["score"] if test else None, "test_examples": test["examples"] if test else 0,
+        "test_tokens": test["tokens"] if test else 0,
         "queries": result.queries, "tokens": result.tokens, "new_calls": evaluator.new_calls,
         "replayed_calls": log.replayed_calls, "skipped_log_lines": [n for n, _ in log.skipped],
         "best_curve": result.best_curve(),
