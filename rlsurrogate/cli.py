@@ -1,7 +1,7 @@
 """`rlsurrogate <command> ...`: parse arguments, then call the library.
 
-Each command lives in its own module under `rlsurrogate/commands/`, which exposes `add_arguments(parser)` and `run(args) -> int`; modules are
-imported only when their command runs, so `rlsurrogate --help` stays fast.
+Each command lives in its own module under `rlsurrogate/commands/`, which exposes `add_arguments(parser)` and
+`run(args) -> int`; modules are imported only when their command runs, so `rlsurrogate --help` stays fast.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         recipe.eval.max_new_tokens or recipe.generation.max_completion_length,
         out,
     )
-    trainer.add_callback(_step_count())  # before the evaluation, so the step count is printed first
+    trainer.callback_handler.callbacks.insert(0, _step_count())  # printed before the progress bar and evaluation
     trainer.add_callback(evaluation)
     if state.is_main_process:
         print(data.description)
@@ -149,7 +149,8 @@ def _step_count() -> Any:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.is_world_process_zero:
                 source = "training.max_steps" if args.max_steps > 0 else f"{args.num_train_epochs:g} epochs"
-                print(f"training: {state.max_steps} optimizer steps ({source})", flush=True)
+                steps = f"{state.max_steps} optimizer step{'s' if state.max_steps != 1 else ''}"
+                print(f"training: {steps} ({source})", flush=True)
 
     return StepCount()
 

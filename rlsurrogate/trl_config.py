@@ -11,7 +11,8 @@ validation as any recipe, so every problem is reported at once. The mapping foll
 - `reward_funcs` entries are TRL's registry names (`accuracy_reward`, `reasoning_accuracy_reward`,
   `think_format_reward`, `get_soft_overlong_punishment` with its script's 1280 / 256), our registry names, or dotted
   import paths (`my_lib.rewards.fn`; a module file under the working directory is loaded by path, as TRL puts the
-  working directory on `sys.path`); `reward_model_name_or_path` becomes the first reward, `rm:<id>`.
+  working directory on `sys.path`); `reward_model_name_or_path` becomes the first reward, `rm:<id>`. TRL's
+  accuracy rewards are gold metrics (the hacking guard watches them; `best/` follows the first).
 - `loss_type` (default TRL's `dapo`) becomes `objective.name`; generation fields go to `generation`;
   `eval_on_start` and `per_device_eval_batch_size` to `eval`; `trust_remote_code` and `model_init_kwargs` to `model`;
   every other GRPOConfig field to `training`, with TRL's defaults where ours differ (`logging_steps` 10,
@@ -311,7 +312,10 @@ def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) 
     for name in [funcs] if isinstance(funcs, str) else funcs:
         if name in TRL_REWARD_FUNCS:
             ref, params = TRL_REWARD_FUNCS[name]
-            rewards.append({"name": ref, "params": dict(params)} if params else {"name": ref})
+            entry = {"name": ref, "params": dict(params)} if params else {"name": ref}
+            if "accuracy" in name:  # what the run is for: watched by the hacking guard, picks best/
+                entry["gold"] = True
+            rewards.append(entry)
         elif name in REWARDS:
             rewards.append({"name": name})
         elif isinstance(name, str) and "." in name:
