@@ -184,6 +184,10 @@ def _read_files(spec: str, field: str) -> Dataset:
             f"{field} = {spec!r} mixes formats ({', '.join(sorted(builders))}); point it at files of one format."
         )
     (builder,) = builders
+    for file in files:  # pyarrow's JSON reader lets invalid UTF-8 through; name the file and line instead
+        problem = _jsonl_problem(file) if _suffix(file) == ".jsonl" else None
+        if problem:
+            raise ConfigError(f"{field} {problem}")
     try:
         return datasets.load_dataset(builder, data_files=files, split="train")
     except Exception:  # noqa: BLE001 - find the file at fault and say what is wrong with it
@@ -214,10 +218,6 @@ def _diagnose(files: list[str], builder: str, field: str) -> str:
     import datasets
 
     for file in files:
-        if builder == "json" and _suffix(file) == ".jsonl":
-            problem = _jsonl_problem(file)
-            if problem:
-                return f"{field} {problem}"
         try:
             rows = datasets.load_dataset(builder, data_files=[file], split="train")
         except Exception as err:  # noqa: BLE001
