@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from rlsurrogate.registry import Registry
-from rlsurrogate.tasks.arithmetic import arithmetic
+from rlsurrogate.tasks.arithmetic import arithmetic, arithmetic_mixed
 
 __all__ = ["TASKS", "build_task", "task_names"]
 
-TASKS: Registry = Registry("task", {"arithmetic": arithmetic})
+TASKS: Registry = Registry("task", {"arithmetic": arithmetic, "arithmetic_mixed": arithmetic_mixed})
 
 
 def build_task(name: str, split: str, num: int, seed: int = 0, **params) -> list[dict]:
