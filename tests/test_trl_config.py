@@ -1,0 +1,226 @@
+"""trl_config: TRL's flat `trl grpo` format mapped onto a recipe; what cannot be mapped is refused, never dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rlsurrogate.build import grpo_config, load, validate
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.trl_config import is_trl_config, normalize, to_recipe
+
+# TRL 1.16's docs (`docs/source/clis.md`, "GRPO"), with a local model and dataset instead of hub ids.
+TRL_DOCS_EXAMPLE = """
+model_name_or_path: {model}
+dataset_name: {dataset}
+reward_funcs:
+  - accuracy_reward
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from rlsurrogate.models import tiny_model
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    model, tokenizer = tiny_model(seed=0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def math_jsonl(tmp_path):
+    """A conversational dataset with TRL's `solution` column, as TRL's accuracy_reward expects."""
+    rows = [
+        {"prompt": [{"role": "user", "content": f"What is {i} + 2?"}], "solution": f"${i + 2}$"} for i in range(40)
+    ]
+    path = tmp_path / "math.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def _flat(**extra):
+    base = {"model_name_or_path": "smollm2-135m-instruct", "dataset_name": "ds.jsonl"}
+    return base | {"reward_funcs": ["accuracy_reward"]} | extra
+
+
+def test_detects_the_flat_format_only():
+    assert is_trl_config(_flat())
+    assert not is_trl_config({"model": {"name": "x"}, "data": {}, "rewards": []})
+    assert not is_trl_config({"learning_rate": 1e-5})
+
+
+def test_maps_script_model_and_grpo_fields_onto_recipe_sections():
+    recipe, problems = to_recipe(
+        _flat(
+            model_revision="v2",
+            dtype="bfloat16",
+            attn_implementation="eager",
+            trust_remote_code=True,
+            use_peft=True,
+            lora_r=8,
+            use_dora=True,
+            lora_modules_to_save=["lm_head"],
+            load_in_4bit=True,
+            dataset_config="main",
+            dataset_train_split="train[:90%]",
+            reward_model_name_or_path="org/rm",
+            reward_weights=[0.5, 1.0],
+            loss_type="dr_grpo",
+            num_generations=4,
+            temperature=0.7,
+            learning_rate=1e-5,
+            beta=0.04,
+            eval_on_start=True,
+        )
+    )
+    assert problems == []
+    model = recipe["model"]
+    assert (model["name"], model["revision"], model["dtype"], model["attn_implementation"]) == (
+        "smollm2-135m-instruct",
+        "v2",
+        "bfloat16",
+        "eager",
+    )
+    assert model["trust_remote_code"] is True and model["quantization"] == {"load_in_4bit": True}
+    assert model["lora"] == {"r": 8, "target_modules": None, "modules_to_save": ["lm_head"], "use_dora": True}
+    assert recipe["data"] == {"hf_dataset": "ds.jsonl", "hf_config": "main", "split": "train[:90%]"}
+    assert recipe["rewards"] == [
+        {"name": "rm:org/rm", "params": {"trust_remote_code": True}, "weight": 0.5},
+        {"name": "trl.rewards:accuracy_reward", "gold": True, "weight": 1.0},
+    ]
+    assert recipe["objective"] == {"name": "dr_grpo"}
+    assert recipe["generation"] == {"max_completion_length": 512, "num_generations": 4, "temperature": 0.7}
+    assert recipe["training"]["learning_rate"] == 1e-5 and recipe["training"]["beta"] == 0.04
+    assert "reward_weights" not in recipe["training"] and recipe["eval"] == {"before": True}
+
+
+def test_trl_defaults_where_ours_differ():
+    recipe, _ = to_recipe(_flat())
+    assert recipe["objective"] == {"name": "dapo"}  # TRL 1.16's loss_type default, not our "grpo"
+    assert recipe["generation"]["max_completion_length"] == 512
+    assert recipe["training"]["logging_steps"] == 10 and recipe["training"]["gradient_checkpointing"] is True
+    assert recipe["output_dir"] == "trainer_output"
+    assert "eval_split" not in recipe["data"]
+    recipe, _ = to_recipe(_flat(eval_strategy="steps", eval_steps=5))
+    assert recipe["data"]["eval_split"] == "test"  # TRL evaluates on dataset_test_split
+
+
+def test_reward_funcs_names_and_import_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_rewards").mkdir()
+    (tmp_path / "my_rewards" / "r.py").write_text(
+        "def short(completions, **kw):\n    return [1.0] * len(completions)\n"
+    )
+    funcs = ["get_soft_overlong_punishment", "boxed_number", "my_rewards.r.short", "some_pkg.mod.fn"]
+    recipe, problems = to_recipe(_flat(reward_funcs=funcs))
+    assert problems == []
+    assert [r["name"] for r in recipe["rewards"]] == [
+        "trl.rewards:get_soft_overlong_punishment",
+        "boxed_number",
+        "my_rewards/r.py:short",  # a file under the working directory, as TRL imports it
+        "some_pkg.mod:fn",
+    ]
+    assert recipe["rewards"][0]["params"] == {"max_completion_len": 1280, "soft_punish_cache": 256}
+    _, problems = to_recipe(_flat(reward_funcs=["acuracy_reward"]))
+    assert 'Did you mean "accuracy_reward"?' in problems[0]
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"num_processes": 2}, "num_processes: a `trl` launcher setting; launch with accelerate"),
+        ({"env": {"WANDB_MODE": "offline"}}, "env: set these environment variables in the shell"),
+        ({"lora_r": 8}, "lora_r: set, but use_peft is false"),
+        ({"bnb_4bit_quant_type": "fp4"}, "set without load_in_4bit"),
+        ({"lerning_rate": 1e-5}, "lerning_rate: not a field of GRPOScriptArguments, ModelConfig or GRPOConfig"),
+        ({"datasets": [{"path": "a"}, {"path": "b"}], "dataset_name": None}, "a mixture of several datasets"),
+        ({"lora_task_type": "SEQ_CLS", "use_peft": True}, 'lora_task_type = "SEQ_CLS"'),
+        ({"model_init_kwargs": {"device_map": "auto"}}, "model_init_kwargs.device_map: not supported"),
+        ({"ignore_bias_buffers": True}, "ignore_bias_buffers: TRL's GRPO script does not read it"),
+    ],
+)
+def test_what_has_no_equivalent_is_refused_with_the_alternative(extra, expected):
+    _, problems = to_recipe(_flat(**extra))
+    assert any(expected in p for p in problems), problems
+
+
+def test_conversion_and_schema_problems_come_together():
+    with pytest.raises(ConfigError) as info:
+        validate(_flat(num_processes=2, temperature=-1.0, resume_from_checkpoint=True))
+    text = "\n".join(info.value.problems)
+    assert "num_processes" in text  # conversion
+    assert "generation.temperature = -1.0" in text  # schema
+    assert (
+        "training.resume_from_checkpoint: set it under the command line: `rlsurrogate train RECIPE --resume`" in text
+    )
+
+
+def test_recipe_top_level_fields_are_pointed_to_their_section():
+    raw = {"model": {"name": "x"}, "data": {"task": "arithmetic"}, "rewards": ["format"]}
+    _, problems = normalize(raw | {"learning_rate": 1e-5, "num_generations": 4, "model_name_or_path": "y"})
+    assert "learning_rate: a GRPOConfig field; put it under `training:`." in problems
+    assert "num_generations: a generation setting; put it under `generation:`." in problems
+    assert any(p.startswith("model_name_or_path: a `trl grpo` key; a recipe spells it model.name") for p in problems)
+
+
+def test_a_trl_config_may_add_recipe_sections(tmp_path):
+    recipe, problems = to_recipe(_flat(num_generations=4, eval={"every_steps": 2}, generation={"top_k": 5}))
+    assert problems == [] and recipe["eval"] == {"every_steps": 2} and recipe["generation"]["top_k"] == 5
+    _, problems = to_recipe(_flat(num_generations=4, generation={"num_generations": 8}))
+    assert problems == ["generation.num_generations: set both as a flat TRL key and under generation:; keep one."]
+
+
+def test_convert_prints_a_recipe_that_validates_to_the_same_run(tmp_path, tiny_dir, math_jsonl, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "grpo_config.yaml"
+    config.write_text(TRL_DOCS_EXAMPLE.format(model=tiny_dir, dataset=math_jsonl) + "num_generations: 4\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsurrogate", "convert", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# rlsurrogate train")
+    converted = yaml.safe_load(proc.stdout)
+    recipe_a, resolved_a = validate(converted)
+    recipe_b, resolved_b = load(config)
+    assert recipe_a.to_dict() == recipe_b.to_dict()
+    assert grpo_config(recipe_a, resolved_a).to_dict() == grpo_config(recipe_b, resolved_b).to_dict()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsurrogate", "convert", str(config.parent / "none.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_trl_docs_example_config_trains_one_step_unchanged(tmp_path, tiny_dir, math_jsonl):
+    """The docs' `trl grpo` config with a local model and dataset; batch settings sized for a CPU."""
+    config = tmp_path / "grpo_config.yaml"
+    config.write_text(
+        TRL_DOCS_EXAMPLE.format(model=tiny_dir, dataset=math_jsonl)
+        + "per_device_train_batch_size: 4\nnum_generations: 4\nmax_completion_length: 8\nmax_steps: 1\n"
+        + f"output_dir: {tmp_path / 'out'}\n"
+    )
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsurrogate", "train", str(config), "--set", "data.num_eval=4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 1 and summary["gold_metrics"] == ["accuracy_reward"]
+    assert "data: 36 training prompts and 4 held-out" in proc.stdout
+    assert "training: 1 optimizer step (training.max_steps)" in proc.stdout
+    assert "objective dapo (loss_type dapo)" in proc.stdout
+    history = json.loads((tmp_path / "out" / "log_history.json").read_text())
+    assert any("rewards/accuracy_reward/mean" in row for row in history)
