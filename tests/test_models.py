@@ -76,3 +76,69 @@ def test_embedded_model_converts_once_and_generates(monkeypatch, tmp_path):
     )
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     assert "5" in tokenizer.decode(out[0, ids["input_ids"].shape[1] :])
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    model, tokenizer = models.tiny_model(seed=0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_revision_attention_and_trust_remote_code_reach_from_pretrained(monkeypatch, capsys, tiny_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    calls = []
+    real_model, real_tokenizer = AutoModelForCausalLM.from_pretrained, AutoTokenizer.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda p, **kw: calls.append(kw) or real_model(p))
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda p, **kw: calls.append(kw) or real_tokenizer(p))
+    models.load_model(str(tiny_dir), revision="v2", attn_implementation="eager", trust_remote_code=True)
+    assert calls[0]["revision"] == "v2" and calls[0]["attn_implementation"] == "eager"
+    assert calls[0]["trust_remote_code"] is True and calls[1] == {"revision": "v2", "trust_remote_code": True}
+    assert "model.trust_remote_code is on" in capsys.readouterr().err
+    models.load_model(str(tiny_dir))
+    assert calls[2]["trust_remote_code"] is False and "attn_implementation" not in calls[2]
+    assert "trust_remote_code" not in capsys.readouterr().err  # off by default, and then silent
+
+
+def test_attn_implementation_is_applied(tiny_dir):
+    model, _ = models.load_model(str(tiny_dir), attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+
+
+def test_a_model_that_cannot_load_is_one_config_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r'model ".*empty": cannot load it'):
+        models.load_model(str(tmp_path / "empty"))
+
+
+def test_quantized_loading_names_what_is_missing(monkeypatch, tiny_dir):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "bitsandbytes" else real(n, *a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="4-bit loading .* needs a CUDA GPU"):
+        models.load_model(str(tiny_dir), quantization={"load_in_4bit": True})
+
+
+def test_lora_options_reach_peft(tiny_dir):
+    from peft import get_peft_model
+
+    from rlsurrogate.build import validate
+    from rlsurrogate.train import _peft_config
+
+    lora = {"r": 4, "use_dora": True, "use_rslora": True, "modules_to_save": ["norm"], "target_modules": ["q_proj"]}
+    raw = {
+        "model": {"name": str(tiny_dir), "lora": lora},
+        "data": {"task": "arithmetic", "num_train": 8, "num_eval": 2},
+        "rewards": ["format"],
+        "generation": {"num_generations": 4},
+        "training": {"per_device_train_batch_size": 4},
+    }
+    config = _peft_config(validate(raw)[0])
+    assert config.use_dora and config.use_rslora and config.modules_to_save == ["norm"]
+    model = get_peft_model(models.tiny_model(seed=0)[0], config)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("lora_magnitude_vector" in n for n in names)  # DoRA's magnitude
+    assert any("modules_to_save" in n and "norm" in n for n in names)
