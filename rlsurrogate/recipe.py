@@ -151,7 +151,8 @@ _OWNED_ELSEWHERE = {
     "metric_for_best_model": "rewards[i].gold: true (output_dir/best/ follows the first gold metric)",
     "trust_remote_code": "model.trust_remote_code",
     "model_init_kwargs": "model (revision, attn_implementation, dtype, trust_remote_code, quantization)",
-    "resume_from_checkpoint": "the command line: `rlsurrogate train RECIPE --resume` continues from output_dir",
+    "resume_from_checkpoint": "`--resume` on the command line (`rlsurrogate train RECIPE --resume` continues from "
+    "the newest intact checkpoint in output_dir)",
 }
 
 # GRPOConfig fields the run never reads: TRL's own evaluation loop does not run (held-out evaluation is `eval:`), and

@@ -157,9 +157,7 @@ def test_conversion_and_schema_problems_come_together():
     text = "\n".join(info.value.problems)
     assert "num_processes" in text  # conversion
     assert "generation.temperature = -1.0" in text  # schema
-    assert (
-        "training.resume_from_checkpoint: set it under the command line: `rlsurrogate train RECIPE --resume`" in text
-    )
+    assert "training.resume_from_checkpoint: set it under `--resume` on the command line" in text
 
 
 def test_recipe_top_level_fields_are_pointed_to_their_section():
