@@ -150,6 +150,8 @@ def load_model(
 
         compute = {"bnb_4bit_compute_dtype": torch_dtype} if quantization.get("load_in_4bit") else {}
         kwargs["quantization_config"] = BitsAndBytesConfig(**compute, **quantization)
+        # Quantized weights are placed at load time: each process on its own GPU (TRL's get_kbit_device_map).
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     if trust_remote_code:
         print(f"model.trust_remote_code is on: {name} may run its repository's Python code.", file=sys.stderr)
     try:
