@@ -77,14 +77,15 @@ def load_data(data: DataConfig) -> LoadedData:
     if data.task:
         n = data.num_train or DEFAULT_TASK_ROWS
         train = _finish(build_task(data.task, "train", n, seed=data.seed), data)
-        held_out = _finish(build_task(data.task, "eval", data.num_eval, seed=data.seed), data) if data.num_eval else []
+        task_eval = build_task(data.task, "eval", data.num_eval, seed=data.seed) if data.num_eval else []
+        task_eval = _finish(task_eval, data)
         where = f"task {data.task} (seed {data.seed})"
-        return LoadedData(Dataset.from_list(train), held_out, _describe(where, len(train), len(held_out), ""))
+        return LoadedData(Dataset.from_list(train), task_eval, _describe(where, len(train), len(task_eval), ""))
     if data.streaming:
         return _load_stream(data)
+    held_out: Dataset | None = None
     if data.path:
         where, dataset = data.path, _read_files(data.path, "data.path")
-        held_out = None
     else:
         where = f"{data.hf_dataset}" + (f" ({data.hf_config})" if data.hf_config else "")
         dataset = _read_hf(data, data.split)
@@ -149,13 +150,13 @@ def _load_stream(data: DataConfig) -> LoadedData:
     renamed = [c for c in data.columns.values() if c not in data.columns]  # dropped after the rename
     stream = stream.map(lambda row, i: _finish_row(row, i, data), with_indices=True, remove_columns=renamed or None)
     size = "a stream of" if data.num_train is None else f"{data.num_train:,} streamed"
-    return LoadedData(stream, _finish(eval_rows, data), _describe(data.hf_dataset, size, len(eval_rows), note))
+    return LoadedData(stream, _finish(eval_rows, data), _describe(str(data.hf_dataset), size, len(eval_rows), note))
 
 
 def _read_hf(data: DataConfig, split: str, streaming: bool = False) -> Any:
     import datasets
 
-    name = data.hf_dataset
+    name = str(data.hf_dataset)
     if Path(name).is_file():  # one local file: its format's builder, never a hub lookup
         if streaming:
             return _read_files(name, "data.hf_dataset").to_iterable_dataset()
@@ -175,10 +176,10 @@ def _read_files(spec: str, field: str) -> Dataset:
     import datasets
 
     files = _expand(spec, field)
-    builders = {BUILDERS.get(_suffix(f)) for f in files}
-    if None in builders:
-        bad = next(f for f in files if _suffix(f) not in BUILDERS)
-        raise ConfigError(f"{field} {bad}: unsupported file type; use one of {', '.join(BUILDERS)}.")
+    bad = [f for f in files if _suffix(f) not in BUILDERS]
+    if bad:
+        raise ConfigError(f"{field} {bad[0]}: unsupported file type; use one of {', '.join(BUILDERS)}.")
+    builders = {BUILDERS[_suffix(f)] for f in files}
     if len(builders) > 1:
         raise ConfigError(
             f"{field} = {spec!r} mixes formats ({', '.join(sorted(builders))}); point it at files of one format."
@@ -248,8 +249,11 @@ def _jsonl_problem(path: str) -> str | None:
 
 def _cause(err: BaseException) -> str:
     """The innermost exception of a chain, on one line: datasets wraps the real problem in generic errors."""
-    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
-        err = err.__cause__ or err.__context__
+    while True:
+        inner = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+        if inner is None:
+            break
+        err = inner
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text[:300]}"
 
