@@ -55,7 +55,10 @@ def _text(completion) -> str:
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    from rlsurrogate.rewards import remote
+
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.01)  # the retry logic, without the waits
     s = RewardServer()
     yield s
     s.httpd.shutdown()
