@@ -9,8 +9,9 @@ Metrics (per example, in [0, 1]; a task's score is the mean over its validation 
 - `exact_match`: normalised prediction == normalised target (the first line of the prediction only);
 - `contains`: the normalised target occurs in the normalised prediction, as whole words;
 - `f1`: token-level F1 between prediction and target (SQuAD style).
-Normalisation strips whitespace, surrounding quotes and punctuation, and lower-cases unless the task is case-sensitive
-(`uppercase` is: "APPLE" is right, "apple" is not).
+Normalisation strips a leading "Output:" / "Answer:" label from the prediction (the evaluation template ends in
+"Output:", and small models often repeat it), whitespace, surrounding quotes and punctuation, and lower-cases unless
+the task is case-sensitive (`uppercase` is: "APPLE" is right, "apple" is not).
 
 Built-in synthetic tasks need no download; their inputs come from small embedded word lists and a seeded RNG:
 `antonyms`, `uppercase`, `reverse_words`, `first_letter`, `sum`, `sentiment`. A 135M model solves each of them
@@ -64,6 +65,39 @@ _WORDS = [
     "forest", "bridge", "rocket", "winter", "summer", "doctor", "yellow", "banana", "castle", "dragon", "flower",
     "guitar", "island", "jacket", "kitten", "ladder", "mirror", "needle", "pepper", "rabbit", "saddle", "tomato",
     "violin", "wallet", "zebra", "cookie", "butter", "camera", "monkey",
+]  # fmt: skip
+
+_CAPITALS = [
+    ("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
+    ("China", "Beijing"), ("Russia", "Moscow"), ("Egypt", "Cairo"), ("England", "London"), ("Greece", "Athens"),
+    ("Ireland", "Dublin"), ("Portugal", "Lisbon"), ("Austria", "Vienna"), ("Norway", "Oslo"), ("Sweden", "Stockholm"),
+    ("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Poland", "Warsaw"), ("Hungary", "Budapest"),
+    ("Canada", "Ottawa"), ("Mexico", "Mexico City"), ("Peru", "Lima"), ("Argentina", "Buenos Aires"),
+    ("Chile", "Santiago"), ("Kenya", "Nairobi"), ("Thailand", "Bangkok"), ("India", "New Delhi"),
+    ("Turkey", "Ankara"), ("Cuba", "Havana"), ("Belgium", "Brussels"), ("Netherlands", "Amsterdam"),
+    ("Switzerland", "Bern"), ("Australia", "Canberra"), ("Brazil", "Brasilia"), ("Iran", "Tehran"),
+    ("Iraq", "Baghdad"), ("Vietnam", "Hanoi"), ("Colombia", "Bogota"), ("Scotland", "Edinburgh"),
+    ("Czech Republic", "Prague"),
+]  # fmt: skip
+
+_ANIMALS = [
+    "dog", "cat", "horse", "lion", "tiger", "rabbit", "mouse", "sheep", "goat", "bear", "wolf", "fox", "zebra",
+    "monkey", "camel", "deer", "elephant", "giraffe", "donkey", "pig",
+]  # fmt: skip
+_FRUITS = [
+    "apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum", "melon", "kiwi",
+    "lime", "apricot", "papaya", "coconut", "strawberry", "pineapple", "blueberry", "watermelon",
+]  # fmt: skip
+
+_NOUNS_PLURAL = [
+    ("cat", "cats"), ("dog", "dogs"), ("box", "boxes"), ("baby", "babies"), ("bus", "buses"), ("car", "cars"),
+    ("city", "cities"), ("church", "churches"), ("book", "books"), ("glass", "glasses"), ("lady", "ladies"),
+    ("tree", "trees"), ("watch", "watches"), ("party", "parties"), ("house", "houses"), ("fox", "foxes"),
+    ("story", "stories"), ("girl", "girls"), ("brush", "brushes"), ("bird", "birds"), ("toy", "toys"),
+    ("pen", "pens"), ("dish", "dishes"), ("key", "keys"), ("cup", "cups"), ("family", "families"),
+    ("bag", "bags"), ("class", "classes"), ("hat", "hats"), ("lake", "lakes"), ("match", "matches"),
+    ("boy", "boys"), ("day", "days"), ("road", "roads"), ("penny", "pennies"), ("desk", "desks"),
+    ("kiss", "kisses"), ("ship", "ships"), ("ball", "balls"), ("song", "songs"),
 ]  # fmt: skip
 
 _POSITIVE = ["great", "wonderful", "lovely", "excellent", "amazing", "delightful", "fantastic", "pleasant"]
@@ -130,6 +164,9 @@ class Task:
 # ---- metrics ----------------------------------------------------------------------------------------------------
 
 
+_LABEL = re.compile(r"^\s*(output|answer)\s*:\s*", re.IGNORECASE)
+
+
 def _normalize(text: str, case_sensitive: bool) -> str:
     text = text.strip().splitlines()[0] if text.strip() else ""
     text = text if case_sensitive else text.lower()
@@ -148,6 +185,7 @@ def exact_match(prediction: str, target: str, case_sensitive: bool = False) -> f
     >>> exact_match(" Cold.", "cold")
     1.0
     """
+    prediction = _LABEL.sub("", prediction, count=1)
     return float(_normalize(prediction, case_sensitive) == _normalize(target, case_sensitive))
 
 
@@ -157,7 +195,7 @@ def contains(prediction: str, target: str, case_sensitive: bool = False) -> floa
     >>> contains("The answer is COLD!", "cold")
     1.0
     """
-    p, t = _tokens(prediction, case_sensitive), _tokens(target, case_sensitive)
+    p, t = _tokens(_LABEL.sub("", prediction, count=1), case_sensitive), _tokens(target, case_sensitive)
     if not t:
         return float(not p)
     return float(any(p[i : i + len(t)] == t for i in range(len(p) - len(t) + 1)))
@@ -169,7 +207,7 @@ def f1(prediction: str, target: str, case_sensitive: bool = False) -> float:
     >>> round(f1("red apple pie", "apple pie"), 2)
     0.8
     """
-    p, t = _tokens(prediction, case_sensitive), _tokens(target, case_sensitive)
+    p, t = _tokens(_LABEL.sub("", prediction, count=1), case_sensitive), _tokens(target, case_sensitive)
     if not p or not t:
         return float(p == t)
     common = sum((Counter(p) & Counter(t)).values())
@@ -235,6 +273,34 @@ def _sentiment() -> Task:
     return Task(
         "sentiment", examples, metric="contains", description="Say whether the phrase is positive or negative."
     )
+
+
+@TASKS.register("capitals")
+def _capitals() -> Task:
+    examples = [Example(country, city) for country, city in _CAPITALS]
+    return Task("capitals", examples, metric="contains", description="Write the capital city of the country.")
+
+
+@TASKS.register("animal_or_fruit")
+def _animal_or_fruit() -> Task:
+    examples = [Example(w, "animal") for w in _ANIMALS] + [Example(w, "fruit") for w in _FRUITS]
+    return Task(
+        "animal_or_fruit", examples, metric="exact_match", description="Say whether the word is an animal or a fruit."
+    )
+
+
+@TASKS.register("plural")
+def _plural() -> Task:
+    examples = [Example(a, b) for a, b in _NOUNS_PLURAL]
+    return Task("plural", examples, metric="exact_match", description="Write the plural of the noun.")
+
+
+@TASKS.register("larger_number")
+def _larger_number() -> Task:
+    rng = random.Random(_TASK_SEED)
+    pairs = sorted({(rng.randint(10, 99), rng.randint(10, 99)) for _ in range(80)})
+    examples = [Example(f"{a} {b}", str(max(a, b))) for a, b in pairs if a != b][:40]
+    return Task("larger_number", examples, metric="exact_match", description="Write the larger of the two numbers.")
 
 
 def load_jsonl_task(path: str | Path, metric: str = "exact_match", **kwargs: object) -> Task:

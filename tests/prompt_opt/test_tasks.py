@@ -32,6 +32,14 @@ def test_contains_needs_whole_words_in_order():
     assert contains("apple", "APPLE", case_sensitive=True) == 0.0
 
 
+def test_a_leading_output_label_is_not_part_of_the_answer():
+    assert exact_match("Output: animal", "animal") == 1.0
+    assert exact_match("answer: 42\nmore", "42") == 1.0
+    assert contains("Output: the answer is cold", "cold") == 1.0
+    assert f1("Output: apple pie", "apple pie") == 1.0
+    assert exact_match("The output: animal", "animal") == 0.0  # only a leading label is dropped
+
+
 def test_f1_against_hand_computed_values():
     assert f1("red apple pie", "apple pie") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
     assert f1("table yellow butter", "butter yellow table") == 1.0  # bag of tokens
