@@ -16,6 +16,7 @@ problems) -> `train.train(recipe, resolved)` -> RLTrainer.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from rlsurrogate.errors import ConfigError
 from rlsurrogate.recipe import TRAINING_DEFAULTS, Recipe, RewardSpec, apply_overrides, parse_recipe, read_recipe
 from rlsurrogate.registry import did_you_mean
 
-__all__ = ["Resolved", "load", "validate", "resolve", "grpo_config", "reward_params"]
+__all__ = ["Resolved", "load", "validate", "resolve", "grpo_config", "model_kwargs", "reward_params"]
 
 
 @dataclass
@@ -77,7 +78,7 @@ def _validate(
 ) -> tuple[Recipe, Resolved]:
     recipe, shape_problems, broken = parse_recipe(raw, source=source, num_processes=num_processes)
     problems = problems + shape_problems
-    resolved, name_problems = _resolve(recipe, broken)
+    resolved, name_problems = _resolve(recipe, broken, num_processes)
     problems += name_problems
     if problems or resolved is None:
         raise ConfigError(problems, header=f"recipe {source or '<dict>'} has problems:")
@@ -93,13 +94,34 @@ def resolve(recipe: Recipe) -> Resolved:
 
 
 def reward_params(recipe: Recipe, spec: RewardSpec) -> dict[str, Any]:
-    """A reward's factory arguments; built-in factories taking `max_length` get generation.max_completion_length."""
+    """A reward's factory arguments; built-in factories taking `max_length` get generation.max_completion_length,
+    those taking `num_generations` get generation.num_generations."""
     from rlsurrogate.rewards import REWARDS
 
     params = dict(spec.params)
-    if spec.name in REWARDS and "max_length" in inspect.signature(REWARDS.get(spec.name)).parameters:
+    accepted = inspect.signature(REWARDS.get(spec.name)).parameters if spec.name in REWARDS else {}
+    if "max_length" in accepted:
         params.setdefault("max_length", recipe.generation.max_completion_length)
+    if "num_generations" in accepted:  # a group reward (majority_vote) cuts each call into groups of G
+        params.setdefault("num_generations", recipe.generation.num_generations)
     return params
+
+
+def model_kwargs(recipe: Recipe) -> dict[str, Any]:
+    """`models.load_model`'s keyword arguments from the recipe's model section (revision, attention, remote code,
+    quantization)."""
+    import dataclasses
+
+    model = recipe.model
+    quantization = model.quantization and {
+        k: v for k, v in dataclasses.asdict(model.quantization).items() if v is not None
+    }
+    return {
+        "revision": model.revision,
+        "attn_implementation": model.attn_implementation,
+        "trust_remote_code": model.trust_remote_code,
+        "quantization": quantization or None,
+    }
 
 
 def grpo_config(recipe: Recipe, resolved: Resolved) -> Any:
@@ -140,7 +162,7 @@ def grpo_config(recipe: Recipe, resolved: Resolved) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _resolve(recipe: Recipe, broken: set[str]) -> tuple[Resolved | None, list[str]]:
+def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None) -> tuple[Resolved | None, list[str]]:
     """Every name of the recipe resolved once; sections in `broken` already have their problems listed."""
     from rlsurrogate import models, tasks
 
@@ -154,6 +176,8 @@ def _resolve(recipe: Recipe, broken: set[str]) -> tuple[Resolved | None, list[st
             f"Valid: {', '.join(tasks.task_names())}."
         )
     rewards, names = _rewards(recipe, problems)
+    if not {"generation", "training"} & broken:
+        problems += _group_problems(recipe, rewards, num_processes or int(os.environ.get("WORLD_SIZE", "1")))
     objective = None if "objective" in broken else _objective(recipe, names, "rewards" not in broken, problems)
     optimizer = None if "optimizer" in broken else _optimizer(recipe, problems)
     if problems or objective is None or len(rewards) != len(recipe.rewards):
@@ -203,6 +227,29 @@ def _rewards(recipe: Recipe, problems: list[str]) -> tuple[list[Callable[..., An
         rewards.append(reward)
         names.append(getattr(reward, "__name__", type(reward).__name__))
     return rewards, names
+
+
+def _group_problems(recipe: Recipe, rewards: list[Callable[..., Any]], num_processes: int) -> list[str]:
+    """A reward that compares the completions of a group (`needs_whole_groups`, e.g. majority_vote) must see whole
+    groups: TRL 1.16 scores each process's generation batch (per_device_train_batch_size x steps_per_generation
+    completions, a prompt's G completions next to each other) in one call, so that batch must hold whole groups."""
+    group_rewards = [getattr(r, "__name__", "?") for r in rewards if getattr(r, "needs_whole_groups", False)]
+    per_device = recipe.training_value("per_device_train_batch_size")
+    generation_batch = recipe.training_value("generation_batch_size")
+    steps = recipe.training_value("steps_per_generation")
+    if steps is None and generation_batch and isinstance(per_device, int) and per_device >= 1:
+        steps = generation_batch // (per_device * num_processes)  # as TRL derives it
+    steps = steps or recipe.training_value("gradient_accumulation_steps")
+    G = recipe.generation.num_generations
+    sizes_ok = all(isinstance(v, int) and v >= 1 for v in (per_device, steps, G))  # else recipe.py named them
+    if not group_rewards or not sizes_ok or (per_device * steps) % G == 0:
+        return []
+    return [
+        f"rewards ({', '.join(group_rewards)}): a group reward needs a prompt's {G} completions in one call, but each "
+        f"process scores {per_device * steps} completions per generation (per_device_train_batch_size {per_device} x "
+        f"steps_per_generation {steps}), which splits groups; make that product a multiple of num_generations {G}, "
+        f"e.g. per_device_train_batch_size {G // math.gcd(G, steps)}."
+    ]
 
 
 def _objective(recipe: Recipe, reward_names: list[str], check: bool, problems: list[str]) -> Any:

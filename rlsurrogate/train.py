@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlsurrogate.build import Resolved, grpo_config
+from rlsurrogate.build import Resolved, grpo_config, model_kwargs
 from rlsurrogate.errors import UnsupportedError
 from rlsurrogate.recipe import Recipe
 
@@ -47,7 +47,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
     config = grpo_config(recipe, resolved)
 
     with state.main_process_first():  # the first load of an embedded model converts it; do that once
-        model, tokenizer = load_model(recipe.model.name, recipe.model.dtype, **_model_kwargs(recipe))
+        model, tokenizer = load_model(recipe.model.name, recipe.model.dtype, **model_kwargs(recipe))
 
     checkpoint, broken = newest_intact_checkpoint(out)
     if state.is_main_process:
@@ -124,21 +124,6 @@ def _peft_config(recipe: Recipe) -> Any:
         modules_to_save=lora.modules_to_save,
         task_type="CAUSAL_LM",
     )
-
-
-def _model_kwargs(recipe: Recipe) -> dict[str, Any]:
-    import dataclasses
-
-    model = recipe.model
-    quantization = model.quantization and {
-        k: v for k, v in dataclasses.asdict(model.quantization).items() if v is not None
-    }
-    return {
-        "revision": model.revision,
-        "attn_implementation": model.attn_implementation,
-        "trust_remote_code": model.trust_remote_code,
-        "quantization": quantization or None,
-    }
 
 
 def _step_count() -> Any:

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlsurrogate.build import load
+    from rlsurrogate.build import load, model_kwargs
     from rlsurrogate.evaluation import EvalRewards, evaluate_model, process_state
     from rlsurrogate.models import load_model
     from rlsurrogate.rewards.guard import guard_reward
@@ -33,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     state = process_state()
     final = Path(recipe.output_dir) / "final"
     name = args.model or (str(final) if (final / "config.json").is_file() else recipe.model.name)
+    kwargs = model_kwargs(recipe)
+    if name != recipe.model.name:  # a trained checkpoint on disk: the hub revision does not apply
+        kwargs["revision"] = None
     with state.main_process_first():
-        model, tokenizer = load_model(name, recipe.model.dtype)
+        model, tokenizer = load_model(name, recipe.model.dtype, **kwargs)
     model.to(state.device)
     _, rows = load_rows(recipe.data)
     rows = rows[: recipe.eval.num_prompts or len(rows)]

@@ -154,7 +154,8 @@ def test_check_does_not_call_user_code_beyond_import(user_dir):
         "def make_r(x):\n    CALLS.append(x)\n    return lambda completions, **kw: [0.0] * len(completions)\n"
     )
     assert check_reward_spec("counting.py:make_r", {"x": 1}) == []
-    module = [m for name, m in sys.modules.items() if name.startswith("rlsurrogate_user_reward_counting")][0]
+    path = str((user_dir / "counting.py").resolve())
+    module = next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == path)
     assert module.CALLS == []
     build_reward("counting.py:make_r", {"x": 1})
     assert module.CALLS == [1]
