@@ -1,12 +1,12 @@
 """Recipes: the schema. Typed dataclasses loaded from YAML, with type and range checks, all problems at once.
 
 A recipe has the sections `model`, `data`, `rewards`, `objective`, `generation`, `training`, `eval`,
-`diagnostics`, `optimizer` and `output_dir`. `training` takes any `trl.GRPOConfig` field (checked against
+`diagnostics`, `optimizer`, `sampling` and `output_dir`. `training` takes any `trl.GRPOConfig` field (checked against
 GRPOConfig's own field types); the other sections are ours. Parsing collects every problem of shape (unknown key
 with a did-you-mean, wrong type, value out of range, a global batch not divisible by `num_generations`, a missing
 data file) and raises one `ConfigError` that lists them, one line each. This module resolves no names and imports
 nothing of the package but `errors` and `registry`: `rlsurrogate.build` turns the names (model, task, rewards,
-objective, optimizer) into objects, once, and reports their problems together with these.
+objective, optimizer, sampler) into objects, once, and reports their problems together with these.
 
 Example:
     >>> recipe = load_recipe("recipes/quickstart.yaml", overrides=["training.max_steps=2"])  # doctest: +SKIP
@@ -42,6 +42,7 @@ __all__ = [
     "EvalConfig",
     "DiagnosticsConfig",
     "OptimizerSpec",
+    "SamplingSpec",
     "load_recipe",
     "parse_recipe",
     "read_recipe",
@@ -341,6 +342,20 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class SamplingSpec:
+    name: str = field(
+        default="uniform",
+        metadata={
+            "help": "uniform (TRL's order) | dynamic (drop zero-variance groups, refill; DAPO) | predictive (a GP "
+            "predicts each prompt's reward variance before generating)."
+        },
+    )
+    params: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "The sampler's settings (max_rounds, pool_factor, ...)."}
+    )
+
+
+@dataclass
 class Recipe:
     model: ModelConfig
     data: DataConfig
@@ -351,6 +366,7 @@ class Recipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
     output_dir: str = "outputs/run"
     source: str | None = field(default=None, metadata={"help": "The YAML file this recipe came from."})
 
@@ -483,6 +499,7 @@ def parse_recipe(
         ("eval", EvalConfig),
         ("diagnostics", DiagnosticsConfig),
         ("optimizer", OptimizerSpec),
+        ("sampling", SamplingSpec),
     ):
         built[name] = _build(cls, raw.get(name, {}), name, problems)
     for key, cls in (("lora", LoraConfig), ("quantization", QuantizationConfig)):
@@ -517,6 +534,7 @@ def parse_recipe(
         eval=built["eval"] or EvalConfig(),
         diagnostics=built["diagnostics"] or DiagnosticsConfig(),
         optimizer=built["optimizer"] or OptimizerSpec(),
+        sampling=built["sampling"] or SamplingSpec(),
         output_dir=raw.get("output_dir", "outputs/run"),
         source=source,
     )
