@@ -39,6 +39,7 @@ class Resolved:
         weights, timeouts, gold: per reward, from the recipe.
         objective: the objective object.
         optimizer: (class, kwargs without lr) for the Trainer's `optimizer_cls_and_kwargs`; None keeps AdamW.
+        sampler: the prompt sampler (`rlsurrogate.sampling`); None: uniform.
     """
 
     rewards: list[Callable[..., list[float | None]]]
@@ -48,6 +49,7 @@ class Resolved:
     gold: list[bool]
     objective: Any
     optimizer: tuple[type, dict[str, Any]] | None
+    sampler: Any = None
 
 
 def load(
@@ -180,6 +182,7 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
         problems += _group_problems(recipe, rewards, num_processes or int(os.environ.get("WORLD_SIZE", "1")))
     objective = None if "objective" in broken else _objective(recipe, names, "rewards" not in broken, problems)
     optimizer = None if "optimizer" in broken else _optimizer(recipe, problems)
+    sampler = None if "sampling" in broken else _sampler(recipe, broken, num_processes, problems)
     if problems or objective is None or len(rewards) != len(recipe.rewards):
         return None, problems
     return (
@@ -191,6 +194,7 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
             gold=[spec.is_gold for spec in recipe.rewards],
             objective=objective,
             optimizer=optimizer,
+            sampler=sampler,
         ),
         problems,
     )
@@ -273,6 +277,28 @@ def _objective(recipe: Recipe, reward_names: list[str], check: bool, problems: l
     if check:
         problems += objective.check(reward_names, recipe.training_value)
     return objective
+
+
+def _sampler(recipe: Recipe, broken: set[str], num_processes: int | None, problems: list[str]) -> Any:
+    """The recipe's prompt sampler, built once and asked to check the run's batch layout."""
+    from rlsurrogate.sampling import SAMPLERS
+
+    spec = recipe.sampling
+    if spec.name not in SAMPLERS:
+        problems.append(
+            f'sampling.name = "{spec.name}": unknown sampler.{did_you_mean(spec.name, SAMPLERS.names())} '
+            f"Valid: {', '.join(SAMPLERS.names())}."
+        )
+        return None
+    try:
+        sampler = SAMPLERS.get(spec.name)(**spec.params)
+    except ConfigError as err:
+        problems += err.problems
+        return None
+    if not {"generation", "training"} & broken:
+        processes = num_processes or int(os.environ.get("WORLD_SIZE", "1"))
+        problems += sampler.check(recipe.training_value, processes, recipe.generation.num_generations)
+    return sampler
 
 
 def _optimizer(recipe: Recipe, problems: list[str]) -> tuple[type, dict[str, Any]] | None:
