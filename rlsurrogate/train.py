@@ -71,6 +71,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         objective=resolved.objective,
         score_listeners=_score_listeners(recipe),
         reward_timeouts=resolved.timeouts,
+        sampler=resolved.sampler,
         optimizer_cls_and_kwargs=None
         if optimizer is None
         else (optimizer[0], {"lr": config.learning_rate, **optimizer[1]}),
@@ -194,7 +195,7 @@ def _print_batch_table(recipe: Recipe, config: Any, num_processes: int) -> None:
         f"processes {num_processes} ({_distributed_type()}) | num_generations {G} | gradient_accumulation_steps "
         f"{config.gradient_accumulation_steps} | steps_per_generation {config.steps_per_generation} | "
         f"num_iterations {config.num_iterations} | objective {recipe.objective.name} "
-        f"(loss_type {config.loss_type}) | max_steps {config.max_steps}"
+        f"(loss_type {config.loss_type}) | sampling {recipe.sampling.name} | max_steps {config.max_steps}"
     )
 
 
