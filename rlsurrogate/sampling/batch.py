@@ -32,15 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from rlsurrogate.errors import UnsupportedError
 from rlsurrogate.objectives.base import ScoredBatch
-
-if TYPE_CHECKING:
-    from rlsurrogate.sampling.base import Round, SamplingContext
 
 __all__ = ["LOSS_NORMALISERS", "SampledScoredBatch", "assemble", "filler_loss_scale", "merge_rows"]
 
@@ -114,8 +111,8 @@ def merge_rows(pieces: Sequence[tuple[dict[str, Any], Sequence[int]]], pad_token
 
 
 def assemble(
-    ctx: SamplingContext,
-    rounds: list[Round],
+    ctx: Any,
+    rounds: list[Any],
     kept: list[list[tuple[int, int]]],
     dropped: list[list[tuple[int, int]]],
     share: int,
@@ -123,7 +120,8 @@ def assemble(
     """This process's generation batch and the ScoredBatch the objective sees, from several rounds' groups.
 
     Args:
-        rounds: the generation's rounds.
+        ctx: the `SamplingContext` (`rlsurrogate.sampling.base`, which imports this module).
+        rounds: the generation's rounds (`Round`: TRL's local batch, the gathered ScoredBatch).
         kept, dropped: per process, (round, group index within the round) of groups with and without signal.
         share: groups per process in the assembled batch.
     """
