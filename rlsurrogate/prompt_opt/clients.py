@@ -232,8 +232,8 @@ class OpenAIChatClient:
                 try:
                     response = self._client.with_options(max_retries=left - 1).chat.completions.create(
                         model=self.model,
-                        messages=messages,
-                        **params,  # type: ignore[arg-type]
+                        messages=messages,  # type: ignore[arg-type]
+                        **params,
                     )
                     completion = _parse_completion(response)
                 except self._openai.BadRequestError as err:
