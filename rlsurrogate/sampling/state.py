@@ -4,8 +4,8 @@
 and for `predictive` the feature basis, the cached prompt features, the GP's observations and hyper-parameters)
 into `output_dir/checkpoint-N/`, beside TRL's files, from the main process (every process holds the same state).
 `load_sampler_state` restores it before training resumes (RLTrainer calls it from `train(resume_from_checkpoint=)`).
-A checkpoint without these files (one written by a run with `sampling: uniform`, or by an older version) resumes
-with a fresh sampler and a warning.
+A checkpoint without these files (written by an older version), or written by another sampler, resumes with a fresh
+sampler and a warning; a damaged state file stops the run with one line naming it.
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ def load_sampler_state(sampler: Sampler, directory: str | os.PathLike) -> bool:
     except (OSError, ValueError) as err:
         problem = f"{path}: the sampler state cannot be read ({err}); resume from an earlier checkpoint."
         raise ConfigError(problem) from None
+    if not isinstance(state, dict) or state.get("name") != sampler.name:
+        saved = state.get("name") if isinstance(state, dict) else None
+        warnings.warn(
+            f"{path} was saved by sampler {saved!r}; this run uses {sampler.name!r}, which starts afresh.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return False
     try:
         sampler.load_state_dict(state, tensors)
     except (KeyError, TypeError, RuntimeError) as err:
