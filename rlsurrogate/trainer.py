@@ -187,7 +187,8 @@ class RLTrainer(GRPOTrainer):
 
     def _check_sampler(self) -> None:
         name, G = self.sampler.name, self.num_generations
-        if self.sampler.needs_dataset and not hasattr(self.train_dataset, "__getitem__"):
+        dataset = self.train_dataset
+        if self.sampler.needs_dataset and not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise UnsupportedError(
                 f"sampling.name = {name} draws prompts by index; a streamed (iterable) dataset has none. Load it "
                 "without streaming, or use sampling.name: uniform."
