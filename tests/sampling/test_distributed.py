@@ -1,0 +1,36 @@
+"""Dynamic sampling on 2 gloo processes: every process makes the same decisions and trains only on groups with
+signal, with the GRPO family and with DisCO (several optimizer steps per generation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["grpo", "disco"])
+def test_two_processes_agree_and_train_only_on_signal(tmp_path, objective):
+    script = Path(__file__).with_name("sampling_distributed.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", str(script)]
+    result = subprocess.run(
+        cmd + ["--out", str(tmp_path), "--objective", objective], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    a, b = ranks
+    assert len(a["seen"]) == len(b["seen"]) >= 2  # generations (3 steps, 2 optimizer steps per generation)
+    for x, y in zip(a["seen"], b["seen"], strict=True):
+        assert x["rewards"] == y["rewards"] and x["group_ids"] == y["group_ids"]  # the same global decisions
+    assert a["logs"] == b["logs"] and a["losses"] == b["losses"]
+    for rank in ranks:
+        for generation in rank["seen"]:
+            assert generation["prompts"] and all(p.endswith("is signal") for p in generation["prompts"])
+    assert all(log["sampling/zero_var_share_after"] == 0.0 for log in a["logs"])
+    assert any(log["sampling/zero_var_share_before"] > 0.0 for log in a["logs"])
