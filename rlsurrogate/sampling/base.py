@@ -323,8 +323,9 @@ class Sampler:
             self.observe(ctx, indices, var)
             rounds.append(rnd)
             variances.append(var)
-            for g, ok in enumerate(signal.tolist()):
-                (kept if ok else dropped)[g // n].append((r, g))
+            if self.filters:  # groups are whole on each process (checked above): n groups per process
+                for g, ok in enumerate(signal.tolist()):
+                    (kept if ok else dropped)[g // n].append((r, g))
             self.generated_groups += len(signal)
             self.signal_groups += int(has_signal(var).sum())
             if not self.filters or all(len(k) >= share for k in kept):
