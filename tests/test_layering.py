@@ -131,8 +131,7 @@ def test_surrogate_core_never_imports_transformers_or_trl(prefix):
     offenders = [
         f"{name}: {sorted(m for m in _imports(path) if m.split('.')[0] in ('transformers', 'trl', 'vllm'))}"
         for name, path in MODULES.items()
-        if name.startswith(prefix)
-        and any(m.split(".")[0] in ("transformers", "trl", "vllm") for m in _imports(path))
+        if name.startswith(prefix) and any(m.split(".")[0] in ("transformers", "trl", "vllm") for m in _imports(path))
     ]
     assert not offenders, offenders
 
