@@ -61,7 +61,7 @@ def user_dir(tmp_path, monkeypatch):
 
 
 def test_builtin_names_and_factory_signatures():
-    assert REWARDS.names() == ["accuracy", "boxed_number", "format", "format_length", "length"]
+    assert REWARDS.names() == ["accuracy", "boxed_number", "format", "format_length", "length", "majority_vote"]
     for name in ("length", "format_length"):
         parameter = inspect.signature(REWARDS.get(name)).parameters["max_length"]
         assert parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty
@@ -75,6 +75,7 @@ def test_builtin_names_and_factory_signatures():
         ("format_length", {"max_length": 8, "p": 0.4, "w_fmt": 0.5}),
         ("accuracy", {"answer_column": "answer"}),
         ("boxed_number", {}),
+        ("majority_vote", {"num_generations": 8}),
     ],
 )
 def test_build_builtin(name, params):

@@ -22,9 +22,12 @@ CASES = [
     ("format_length", {"max_length": 16, "w_fmt": 0.5, "p": 0.3}, -1.0, 1.5, False),
     ("accuracy", {}, 0.0, 1.0, True),
     ("boxed_number", {}, 0.0, 1.0, False),
+    ("majority_vote", {}, 0.0, 2.0, False),
     ("rewards/exact_answer.py:exact_answer", {}, 0.0, 1.0, False),
     ("rewards/keywords.py:make_keyword_reward", {"keywords": ["total", "answer", "\\boxed"]}, 0.0, 1.0, False),
 ]
+# Its numbers ground the equation `3 + 4 = 7` for majority_vote.
+QUESTION = "What is 3 + 4?"
 IDS = [f"{spec}{'-' + '-'.join(map(str, p.values())) if p else ''}" for spec, p, *_ in CASES]
 
 # Fragments that steer random text into the parsers' interesting corners.
@@ -81,9 +84,9 @@ def _call(reward, completions, answers, conversational):
     ids = [list(range(len(c) % 17)) for c in completions]  # token ids stand-in: lengths 0..16 (L_max = 16)
     if conversational:
         completions = [[{"role": "assistant", "content": c}] for c in completions]
-        prompts = [[{"role": "user", "content": "q"}] for _ in completions]
+        prompts = [[{"role": "user", "content": QUESTION}] for _ in completions]
     else:
-        prompts = ["q"] * len(completions)
+        prompts = [QUESTION] * len(completions)
     return reward(
         prompts=prompts,
         completions=completions,
@@ -112,8 +115,14 @@ def test_random_text_never_raises_and_stays_in_range(rewards, index, data, conve
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
 def test_plain_and_chat_formats_score_the_same(rewards, index):
-    completions = ["I think \\boxed{12}", "total answer \\boxed{x^2}", "nothing", "\\boxed{-3}" + " pad" * 5]
-    answers = ["12", "x^2", "1", "-3"]
+    completions = [
+        "I think \\boxed{12}",
+        "total answer \\boxed{x^2}",
+        "nothing",
+        "\\boxed{-3}" + " pad" * 5,
+        "3 + 4 = 7",
+    ]
+    answers = ["12", "x^2", "1", "-3", "7"]
     plain = _call(rewards[index], completions, answers, conversational=False)
     chat = _call(rewards[index], completions, answers, conversational=True)
     assert plain == chat

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = ["boxed", "sympy_guard", "format_length", "accuracy", "boxed_number", "guard", "loading"]
+MODULES = ["boxed", "sympy_guard", "format_length", "accuracy", "boxed_number", "majority_vote", "guard", "loading"]
 PLUGINS = sorted((REPO / "rewards").glob("*.py"))
 
 

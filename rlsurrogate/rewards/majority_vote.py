@@ -1,0 +1,296 @@
+"""Majority-vote reward (TTRL) over self-consistent boxed answers: label-free, the group votes the label.
+
+Zuo et al. 2025, "TTRL: Test-Time Reinforcement Learning", arXiv 2504.16084, §2 (method): sample G answers to a
+prompt, extract each one's final answer y_i, take the most common one as the pseudo-label ŷ (majority voting) and
+reward each answer with R(y_i, ŷ) = 1 if y_i = ŷ else 0. No ground-truth answer is read.
+
+For completion i of a group of G completions of one prompt:
+
+    r_i = F_i + vote_weight · V_i                                 ∈ [0, 1 + vote_weight]
+
+- F_i, the format term (ours, not from the paper) ∈ {0, partial_credit, 1}: 1 when the completion is
+  *self-consistent*: exactly one `\\boxed{}` holding one plain number b; the last equation before it, `E = r` (or
+  `E = \\boxed{b}`), computes b: E is a flat arithmetic expression (+, -, *, /, ×, ÷, \\times, \\cdot, \\div) whose
+  value is r = b, and every number in E is given in the prompt or was stated earlier in the completion as a result;
+  and nothing but closing punctuation follows the box (`ends_after_box`). "Tom has 2 + 5 = 7 apples. \\boxed{7}"
+  passes; "2 + 5 = 7. \\boxed{12}", "2 + 5 = 8. \\boxed{8}", "1 * 7 = 7. \\boxed{7}" (1 is not in the prompt),
+  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. *Right work* that is not
+  self-consistent earns `partial_credit`: the last equation of the completion is grounded and right, and no box
+  contradicts it (no box, or one box holding its result with text after it), e.g. "Tom has 2 + 5 = 7 apples." This
+  pays for the arithmetic before the model boxes anything. Everything else earns 0: wrong or ungrounded work, a bare
+  box, a box that contradicts the work, several boxes, an empty box, nothing computed.
+- V_i = 1[y_i = ŷ] (TTRL's reward), where only self-consistent completions (F_i = 1) answer: y_i is their boxed
+  number. ŷ is the most common answer of the group when at least `min_votes` completions give it and no other answer
+  is as common; otherwise the group has no pseudo-label and V = 0 for all of it.
+
+Deviations from TTRL:
+- TTRL votes over every extracted answer; here only self-consistent answers vote and earn the vote.
+- TTRL takes the most common answer whatever its count and samples 64 completions to vote, 32 to train on; here the
+  G training completions vote, and a tie or fewer than `min_votes` agreeing answers gives no pseudo-label.
+
+Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the arithmetic task, GRPO, lr 1e-4,
+2 prompts x 8 completions per step, 20-24 steps, temperature 0.6 unless noted; held-out greedy completions):
+- A vote over unboxed stated results ("= 7") collapsed to "1 * 7 = 7. I can certainly help you!", an answer every
+  completion of a group agrees on (accuracy 0, boxed rate 0). Hence: only grounded, right equations count.
+- Partial credit for an empty box after a right computation (a stepping stone) taught "4 + 7 = 11\\n\\nThe answer
+  is \\boxed{}." and drove P("{}" | "\\boxed") to 1.00: no box was ever filled. Hence: no credit for empty boxes.
+- Partial credit for any non-empty box was hacked into nested boxes ("\\boxed{ \\boxed{ \\boxed{ \\text{...").
+- Partial credit for one clean number box even when it repeated wrong work let the arithmetic decay ("7 + 5 = 6
+  ... \\boxed{6}", boxed rate 1.0, accuracy 0.125).
+- Partial credit (0.2) for bare answers only (one clean number box, nothing computed) collapsed within 8 steps to
+  "\\boxed{ 28 }" for every prompt (mean length 8 tokens, accuracy 0). Hence: partial credit only for right work.
+
+Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
+are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
+group of one (the held-out evaluation generates one greedy completion per prompt): it has no pseudo-label, so the
+reward there is F alone. A run of any other length that is not a multiple of `num_generations` means a group was
+split across calls (processes), and the call raises: a vote over part of a group is a different reward. Recipes
+whose batch layout would split a group are refused at validation (`rlsurrogate.build`).
+
+Failure modes (each has a test in tests/rewards/test_majority_vote.py):
+1. A confidently wrong majority is rewarded: when most of the group agrees on a wrong answer, the wrong answer pays
+   and the right minority does not. On these problems the usual case is the wrong operation ("10 + 3 = 13" for
+   "gives away 3"), which passes the self-consistency check.
+2. Collapse to a constant answer: "4 - 4 = 0. \\boxed{0}" is grounded, right and agreed on for any prompt holding a
+   4; a policy that always finds such an answer earns the maximum. Only a gold metric on held-out prompts shows it
+   (the quickstart logs `accuracy`).
+3. No consensus, no vote: groups whose self-consistent answers all differ (or that have none) get V = 0.
+4. A group of one (greedy evaluation) has no vote: there the reward measures the format term alone.
+5. Shown work is required: a right bare "\\boxed{7}" earns nothing, like a wrong one; a right computation left
+   unboxed earns only `partial_credit`.
+
+Metrics: `rewards/majority_vote/mean` (TRL, from `__name__`) and `majority_vote/label_share` (logged through TRL's
+`log_metric`: the share of groups in the call that had a pseudo-label).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+from rlsurrogate.errors import ConfigError
+from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS, completion_text, last_boxed, parse_plain_number
+
+__all__ = ["computed_answer", "ends_after_box", "group_runs", "majority_label", "make_majority_vote"]
+
+_NUM = r"\d{1,50}(?:\.\d{1,50})?"
+_OP = r"[-+*/×÷]|\\times|\\cdot|\\div"
+# `E = r` or `E = \boxed`: E a flat expression of at least two numbers; r a (signed) number, possibly in `$`/`\(`.
+_EQUATION = re.compile(rf"({_NUM}(?:\s*(?:{_OP})\s*{_NUM})+)\s*=\s*\$?\s*(?:\\\(\s*)?(-?{_NUM}|\\boxed)")
+_TOKEN = re.compile(rf"{_NUM}|{_OP}")
+# What may follow the final box in a clean ending: whitespace, sentence and LaTeX-math closers ("$", "\)", "\]").
+_CLEAN_TAIL = re.compile(r"[\s.!$\\)\]]*")
+_BOXED = "\\boxed"
+
+
+def computed_answer(completion: Any, prompt: Any = "") -> Fraction | None:
+    """The boxed number of a self-consistent completion (the box repeats a grounded, correct computation), else None.
+
+    Args:
+        completion: plain text or chat messages.
+        prompt: the prompt (text or messages); its numbers are the ones an equation may start from.
+
+    Example:
+        >>> q = "Tom has 2 apples and gets 5 more."
+        >>> [computed_answer(c, q) for c in ("2 + 5 = 7. \\\\boxed{7}", "2 + 5 = 8. \\\\boxed{8}", "\\\\boxed{7}")]
+        [Fraction(7, 1), None, None]
+    """
+    text = completion_text(completion)
+    content = last_boxed(text)
+    if content is None or text.count(_BOXED) != 1 or not ends_after_box(text):
+        return None
+    value = parse_plain_number(content)
+    computed = _last_computation(text, completion_text(prompt), text.find(_BOXED) + len(_BOXED))
+    return value if value is not None and computed == value else None
+
+
+def majority_label(answers: Sequence[Fraction | None], min_votes: int = 2) -> Fraction | None:
+    """TTRL's pseudo-label ŷ: the most common answer, if at least `min_votes` give it and no other ties it.
+
+    Example:
+        >>> majority_label([Fraction(7), Fraction(7), Fraction(8), None])
+        Fraction(7, 1)
+        >>> majority_label([Fraction(7), Fraction(8)]) is None  # a tie: no pseudo-label
+        True
+    """
+    counts = Counter(a for a in answers if a is not None).most_common(2)
+    if not counts or counts[0][1] < min_votes or (len(counts) > 1 and counts[1][1] == counts[0][1]):
+        return None
+    return counts[0][0]
+
+
+def ends_after_box(completion: Any) -> bool:
+    """Whether the text ends with its last `\\boxed{...}`: only whitespace, `.`, `!`, `$`, `\\)`, `\\]` after it.
+
+    Example:
+        >>> [ends_after_box(c) for c in ("= 7. \\\\boxed{7}.", "\\\\boxed{7}\\n\\\\endboxed", "7")]
+        [True, False, False]
+    """
+    text = completion_text(completion)
+    end = _box_end(text)
+    return end is not None and _CLEAN_TAIL.fullmatch(text, end) is not None
+
+
+def group_runs(prompts: Sequence[Any], num_generations: int | None = None) -> list[range]:
+    """Index ranges of the groups in one call: runs of equal consecutive prompts, cut into `num_generations`.
+
+    Raises:
+        ValueError: a run longer than one is not a multiple of `num_generations` (a group split across calls).
+
+    Example:
+        >>> group_runs(["a", "a", "b", "b", "b", "b"], num_generations=2)
+        [range(0, 2), range(2, 4), range(4, 6)]
+    """
+    runs, start = [], 0
+    for i in range(1, len(prompts) + 1):
+        if i == len(prompts) or prompts[i] != prompts[start]:
+            runs.append(range(start, i))
+            start = i
+    if num_generations is None:
+        return runs
+    groups = []
+    for run in runs:
+        if len(run) > 1 and len(run) % num_generations:
+            raise ValueError(
+                f"majority_vote: {len(run)} consecutive completions of one prompt (from index {run.start}) are not "
+                f"whole groups of num_generations {num_generations}: a group was split across processes or calls; "
+                f"make per_device_train_batch_size x steps_per_generation a multiple of {num_generations}."
+            )
+        step = num_generations if len(run) > 1 else 1
+        groups += [range(s, min(s + step, run.stop)) for s in range(run.start, run.stop, step)]
+    return groups
+
+
+def make_majority_vote(
+    *,
+    vote_weight: float = 1.0,
+    partial_credit: float = 0.5,
+    min_votes: int = 2,
+    num_generations: int | None = None,
+) -> _MajorityVoteReward:
+    """Majority-vote reward r_i = F_i + vote_weight · V_i (TTRL, arXiv 2504.16084) ∈ [0, 1 + vote_weight].
+
+    Args:
+        vote_weight: weight of the agreement term V_i (TTRL's reward); 0 leaves the format term alone.
+        partial_credit: format score in [0, 1) of right work that is not self-consistent (no box, or text after it).
+        min_votes: completions that must agree for a pseudo-label (>= 2, so that one answer never votes alone).
+        num_generations: G, the completions per prompt; the recipe fills it from `generation.num_generations`.
+
+    Example:
+        >>> reward = make_majority_vote()
+        >>> q = "Tom has 3 apples and gets 4 more."
+        >>> reward(prompts=[q] * 3, completions=["3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}", "3 + 4 = 7"])
+        [2.0, 2.0, 0.5]
+    """
+    problems = []
+    if isinstance(vote_weight, bool) or not isinstance(vote_weight, int | float) or not 0 <= vote_weight <= 100:
+        problems.append(
+            f"majority_vote.vote_weight = {vote_weight!r}: must be a number in [0, 100]; 1 is the default."
+        )
+    if isinstance(partial_credit, bool) or not isinstance(partial_credit, int | float) or not 0 <= partial_credit < 1:
+        problems.append(
+            f"majority_vote.partial_credit = {partial_credit!r}: must be a number in [0, 1); 0.5 is the default, 0 "
+            "turns it off."
+        )
+    if isinstance(min_votes, bool) or not isinstance(min_votes, int) or min_votes < 2:
+        problems.append(f"majority_vote.min_votes = {min_votes!r}: must be an integer >= 2 (2 is the default).")
+    if num_generations is not None and (
+        isinstance(num_generations, bool) or not isinstance(num_generations, int) or num_generations < 2
+    ):
+        problems.append(
+            f"majority_vote.num_generations = {num_generations!r}: must be an integer >= 2 "
+            "(the recipe's generation.num_generations)."
+        )
+    if problems:
+        raise ConfigError(problems)
+    return _MajorityVoteReward(float(vote_weight), float(partial_credit), min_votes, num_generations)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _MajorityVoteReward:
+    __name__ = "majority_vote"
+    version = "1"
+    # Read by rlsurrogate.build: this reward compares the completions of a group, so a group must not be split.
+    needs_whole_groups = True
+
+    def __init__(self, vote_weight: float, partial_credit: float, min_votes: int, num_generations: int | None):
+        self.vote_weight, self.partial_credit = vote_weight, partial_credit
+        self.min_votes, self.num_generations = min_votes, num_generations
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        texts = [completion_text(c) for c in completions]
+        prompt_texts = [completion_text(p) for p in prompts]
+        answers = [computed_answer(t, p) for t, p in zip(texts, prompt_texts)]
+        groups = group_runs(prompt_texts, self.num_generations)
+        rewards: list[float | None] = [0.0] * len(texts)
+        labelled = 0
+        for group in groups:
+            label = majority_label([answers[i] for i in group], self.min_votes)
+            labelled += label is not None
+            for i in group:
+                if answers[i] is not None:
+                    rewards[i] = 1.0 + self.vote_weight * float(answers[i] == label)
+                elif _right_work(texts[i], prompt_texts[i]):
+                    rewards[i] = self.partial_credit
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric) and groups:
+            log_metric("majority_vote/label_share", labelled / len(groups))
+        return rewards
+
+
+def _right_work(text: str, prompt: str) -> bool:
+    """The last equation is grounded and right, and no box contradicts it (no box, or one box holding its result)."""
+    value = _last_computation(text, prompt, len(text))
+    if value is None or _BOXED not in text:
+        return value is not None
+    return text.count(_BOXED) == 1 and parse_plain_number(last_boxed(text) or "") == value
+
+
+def _box_end(text: str) -> int | None:
+    """Index just past the closing brace of the last box, when `last_boxed` finds one after any `</think>`."""
+    content = last_boxed(text)
+    start = text.rfind(_BOXED)
+    if content is None or text.rfind("</think>") > start or len(content) > MAX_BOXED_CHARS:
+        return None
+    return text.index("{", start) + len(content) + 2
+
+
+def _last_computation(text: str, prompt: str, end: int) -> Fraction | None:
+    """Value of the last equation `E = r` in `text[:end]` when it is grounded and right (r may be a box)."""
+    equations = list(_EQUATION.finditer(text, 0, end))
+    if not equations:
+        return None
+    given = {Fraction(n) for n in re.findall(_NUM, prompt)}
+    given |= {Fraction(m[2]) for m in equations[:-1] if m[2] != _BOXED}  # earlier results may be operands
+    tokens = _TOKEN.findall(equations[-1][1])
+    value = _evaluate(tokens)
+    stated = equations[-1][2]
+    if value is None or not {Fraction(t) for t in tokens[::2]} <= given:
+        return None
+    if stated == _BOXED:  # `E = \boxed{r}`: r is the first box's content
+        stated = last_boxed(text[: text.find("}", equations[-1].end()) + 1]) or ""
+        return value if parse_plain_number(stated) == value else None
+    return value if Fraction(stated) == value else None
+
+
+def _evaluate(tokens: list[str]) -> Fraction | None:
+    """Value of `n op n op ... n` with the usual precedence (× and ÷ first); None on division by zero."""
+    terms: list[Fraction] = [Fraction(tokens[0])]
+    signs: list[int] = [1]
+    for op, number in zip(tokens[1::2], tokens[2::2]):
+        x = Fraction(number)
+        if op in ("*", "×", "\\times", "\\cdot"):
+            terms[-1] *= x
+        elif op in ("/", "÷", "\\div"):
+            if x == 0:
+                return None
+            terms[-1] /= x
+        else:
+            terms.append(x)
+            signs.append(1 if op == "+" else -1)
+    return sum((s * t for s, t in zip(signs, terms)), Fraction(0))
