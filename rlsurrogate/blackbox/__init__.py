@@ -1,8 +1,10 @@
 """Ask/tell black-box optimizers for small problems, and the test functions they are benchmarked on.
 
-Modules (one method each): `base` (the ask/tell interface `SurrogateOptimizer`, search spaces), `bo` (Bayesian
-optimization on BoTorch), `multi_fidelity` (cost-aware multi-fidelity BO), `neural_bandit` (NeuralUCB, NeuralTS),
-`random_search`, `benchmarks` (test functions with known optima). Never imports transformers or TRL.
+Modules (one method each): `space` (named mixed search spaces: `Float`, `Integer`, `Categorical`), `base` (the
+ask/tell interface `SurrogateOptimizer`), `bo` (Bayesian optimization on BoTorch) with its GP (`gp`) and acquisition
+maximiser (`acquisition`), `multi_fidelity` (cost-aware multi-fidelity BO), `neural_bandit` (NeuralUCB, NeuralTS),
+`random_search`, `benchmarks` (test functions with known optima), `loop` (ask/evaluate/tell for a budget),
+`optuna_sampler` (BO as an Optuna sampler; imported on its own, it needs Optuna). Never imports transformers or TRL.
 
 The registries are built here from explicit tables; the method modules never import them:
 - `OPTIMIZERS`: name -> `SurrogateOptimizer` class; `OPTIMIZERS.get("bo")(space, seed=0, ...)` builds one.
@@ -20,15 +22,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rlsurrogate.blackbox import benchmarks
-from rlsurrogate.blackbox.base import Dim, SearchSpace, SurrogateOptimizer
+from rlsurrogate.blackbox.base import SurrogateOptimizer
 from rlsurrogate.blackbox.benchmarks import Benchmark
 from rlsurrogate.blackbox.bo import BayesianOptimization
 from rlsurrogate.blackbox.multi_fidelity import MultiFidelityBO
 from rlsurrogate.blackbox.neural_bandit import NeuralTSOptimizer, NeuralUCBOptimizer
 from rlsurrogate.blackbox.random_search import RandomSearch
+from rlsurrogate.blackbox.space import Categorical, Dim, Float, Integer, SearchSpace
 from rlsurrogate.registry import Registry
 
-__all__ = ["BENCHMARKS", "OPTIMIZERS", "Benchmark", "Dim", "SearchSpace", "SurrogateOptimizer", "get_benchmark"]
+__all__ = [
+    "BENCHMARKS",
+    "OPTIMIZERS",
+    "BayesianOptimization",
+    "Benchmark",
+    "Categorical",
+    "Dim",
+    "Float",
+    "Integer",
+    "SearchSpace",
+    "SurrogateOptimizer",
+    "get_benchmark",
+]
 
 OPTIMIZERS: Registry[type[SurrogateOptimizer]] = Registry(
     "surrogate optimizer",
@@ -53,6 +68,7 @@ BENCHMARKS: Registry[Callable[..., Benchmark]] = Registry(
         "styblinski_tang": benchmarks.make_styblinski_tang,
         "mf_branin": benchmarks.make_mf_branin,
         "mf_hartmann6": benchmarks.make_mf_hartmann6,
+        "mixed_tuning": benchmarks.make_mixed_tuning,
     },
 )
 

@@ -16,6 +16,15 @@ Multi-fidelity problems append one fidelity dimension `s in [0, 1]` (s = 1 is th
 - `mf_hartmann6`: Hartmann6 whose first weight alpha_1 is lowered by `0.1 (1 - s)` (same paper's augmented Hartmann).
 At `s = 1` both equal the single-fidelity function, so the optimum is unchanged.
 
+One mixed problem, shaped like tuning a network (ours; constructed so that its optimum is known exactly):
+
+- `mixed_tuning`: learning rate and weight decay (log floats), dropout (float), layers (integer), units (log
+  integer), optimizer and activation (categoricals). A validation-loss-like value: a base per optimizer and
+  activation, plus quadratics in log10 lr around the optimizer's own best lr, in log10 weight decay (coupled to lr),
+  in layers around the activation's best depth, in log2 units (coupled to layers) and in dropout. Min 0.2 at adam /
+  gelu, lr 1e-3, weight decay 1e-4, 4 layers, 128 units, dropout 0.1; each other optimizer / activation pair is its
+  own basin (the next best, adam / relu, at 0.25).
+
 `make_<name>(...)` builds each problem; `rlsurrogate.blackbox.get_benchmark(name, ...)` looks one up by name.
 """
 
@@ -27,6 +36,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from rlsurrogate.blackbox.space import Categorical, Float, Integer, SearchSpace
 
 __all__ = [
     "Benchmark",
@@ -41,6 +52,8 @@ __all__ = [
     "make_levy",
     "make_mf_branin",
     "make_mf_hartmann6",
+    "make_mixed_tuning",
+    "mixed_tuning",
     "make_rosenbrock",
     "make_styblinski_tang",
     "rosenbrock",
@@ -64,6 +77,11 @@ _H6_P = [
 ]
 _ST_XSTAR = -2.903534027771178  # root of 4x^3 - 32x + 5 = 0 in [-5, 0]
 _ST_FSTAR = 0.5 * (_ST_XSTAR**4 - 16 * _ST_XSTAR**2 + 5 * _ST_XSTAR)  # -39.16616570377142 per dimension
+# mixed_tuning: per optimizer (sgd, momentum, adam) a base loss and a best log10 lr; per activation (relu, tanh, gelu)
+# a base loss and a best number of layers.
+_MT_OPT_BASE, _MT_OPT_LOG_LR = [0.25, 0.1, 0.0], [-1.0, -1.5, -3.0]
+_MT_ACT_BASE, _MT_ACT_LAYERS = [0.05, 0.3, 0.0], [3.0, 2.0, 4.0]
+_MT_FLOOR = 0.2
 
 
 @dataclass
@@ -78,6 +96,8 @@ class Benchmark:
         optimizers: `k x d` known minimisers (at target fidelity for multi-fidelity problems).
         fidelity_dim: Index of the fidelity dimension (multi-fidelity problems only); 1.0 is the target.
         fixed_cost: Cost of an evaluation at fidelity 0; an evaluation at fidelity s costs `fixed_cost + s`.
+        space: The named search space of a mixed problem (points in its user units: a categorical as its index);
+            None for a continuous box.
     """
 
     name: str
@@ -87,6 +107,7 @@ class Benchmark:
     optimizers: Tensor
     fidelity_dim: int | None = None
     fixed_cost: float = 0.0
+    space: SearchSpace | None = None
     n_calls: int = field(default=0, repr=False)
 
     @property
@@ -151,6 +172,18 @@ def styblinski_tang(X: Tensor) -> Tensor:
     return 0.5 * (X**4 - 16 * X**2 + 5 * X).sum(-1)
 
 
+def mixed_tuning(X: Tensor) -> Tensor:
+    """`n x 7` points (lr, weight_decay, dropout, layers, units, optimizer index, activation index) -> `n` losses."""
+    lr, wd, dropout, layers, units = (X[..., j] for j in range(5))
+    opt, act = X[..., 5].long(), X[..., 6].long()
+    base = torch.tensor(_MT_OPT_BASE, dtype=X.dtype)[opt] + torch.tensor(_MT_ACT_BASE, dtype=X.dtype)[act]
+    lr_gap = torch.log10(lr) - torch.tensor(_MT_OPT_LOG_LR, dtype=X.dtype)[opt]
+    depth_gap = layers - torch.tensor(_MT_ACT_LAYERS, dtype=X.dtype)[act]
+    loss = _MT_FLOOR + base + 0.3 * lr_gap**2 + 0.1 * (torch.log10(wd) + 4 - 0.5 * lr_gap) ** 2
+    loss = loss + 0.05 * depth_gap**2 + 0.08 * (torch.log2(units) - 7 - 0.5 * depth_gap) ** 2
+    return loss + 0.5 * (dropout - 0.1) ** 2
+
+
 # -- problems: `rlsurrogate.blackbox.BENCHMARKS` maps each name to its factory ----------------------------------------
 def _t(rows: list[list[float]]) -> Tensor:
     return torch.tensor(rows, dtype=torch.float64)
@@ -195,6 +228,22 @@ def make_rosenbrock(dim: int = 2) -> Benchmark:
 def make_styblinski_tang(dim: int = 2) -> Benchmark:
     opt = torch.full((1, dim), _ST_XSTAR, dtype=torch.float64)
     return Benchmark("styblinski_tang", styblinski_tang, _t([[-5.0] * dim, [5.0] * dim]), _ST_FSTAR * dim, opt)
+
+
+def make_mixed_tuning() -> Benchmark:
+    space = SearchSpace(
+        [
+            Float("lr", 1e-5, 1.0, log=True),
+            Float("weight_decay", 1e-6, 1e-1, log=True),
+            Float("dropout", 0.0, 0.5),
+            Integer("layers", 1, 8),
+            Integer("units", 16, 1024, log=True),
+            Categorical("optimizer", ["sgd", "momentum", "adam"]),
+            Categorical("activation", ["relu", "tanh", "gelu"]),
+        ]
+    )
+    opt = _t([[1e-3, 1e-4, 0.1, 4.0, 128.0, 2.0, 2.0]])
+    return Benchmark("mixed_tuning", mixed_tuning, space.bounds, _MT_FLOOR, opt, space=space)
 
 
 def make_mf_branin(fixed_cost: float = 0.1) -> Benchmark:

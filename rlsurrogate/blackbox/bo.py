@@ -2,9 +2,9 @@
 
 Algorithm 1 of the tutorial: a space-filling initial design (scrambled Sobol), then repeat {fit a GP posterior to all
 observations; propose the maximiser of an acquisition function; observe}. The GP and the acquisitions are BoTorch's
-(`SingleTaskGP`, `LogExpectedImprovement`, ...); this file only chooses the model, the priors and how the acquisition
-is maximised. Conventions (STYLE.md §6): maximisation internally, `n x d` inputs in the unit cube, `n x 1`
-standardised outputs, float64.
+(`SingleTaskGP`, `LogExpectedImprovement`, ...); this file chooses the model (`gp.py`), the acquisition, and hands it
+to the maximiser (`acquisition.py`). Conventions (STYLE.md §6): maximisation internally, `n x D` inputs in the unit
+cube, standardised outputs, float64.
 
 Acquisitions (`acquisition=`), tutorial section in brackets:
 - `"logei"` (default): log of expected improvement, Eq. (8) [§4.1], in the numerically stable form of Ament et al.
@@ -16,21 +16,33 @@ Acquisitions (`acquisition=`), tutorial section in brackets:
 - `"mes"`: max-value entropy search (Wang & Jegelka 2017), a cheap relative of entropy search [§4.3].
 `expected_improvement` and `upper_confidence_bound` below restate the closed forms as pure functions (used in tests).
 
-Deviations and choices (A/B-tested on Hartmann6, 10 Sobol points + 40 evaluations, 8 seeds):
-- GP prior `gp_prior="gamma"` (default): Matern-5/2 ARD kernel with an output scale, lengthscale prior Gamma(3, 6)
-  (mean 0.5 in the unit cube) and outputscale prior Gamma(2, 0.15) (BoTorch's defaults before v0.12), noise
-  constrained >= `min_noise` with prior Gamma(1.1, 0.05). BoTorch's current default (`gp_prior="dim_scaled"`, a
-  lengthscale prior with median about `exp(sqrt(2)) sqrt(d)`, Hvarfner et al. 2024) fits long lengthscales from few
-  points on Hartmann6; the GP then treats the function as a single smooth bump and EI settles in a local optimum
-  (median log10 regret after 50 evaluations -1.2 with that prior, -4.0 with ours).
-- Acquisition maximisation: multi-start L-BFGS-B (BoTorch `optimize_acqf`) from start points chosen by us out of a
-  pool of `raw_samples` Sobol points plus `local_samples` Gaussian perturbations of the 5 best observed points (scale
-  `local_scale` in the unit cube, trust-region-like local starts): half the starts are the pool's best points, the
-  rest are Boltzmann-sampled from the pool so that several basins get a start.
+Pending points, batches and outcome constraints (the Monte-Carlo acquisitions of Balandat et al., NeurIPS 2020, §5):
+- Points asked and not told (`X_pending`) are fantasised jointly with the candidate: EI / LogEI / UCB become their
+  q-versions with `X_pending` (128 Sobol base samples, BoTorch's default), so an asynchronous worker that asks before
+  the others tell gets a different point. `ask(n)` proposes `n` points one after another, each with the previous ones
+  pending (sequential greedy, as BoTorch's `sequential=True` and Optuna's GPSampler).
+- Each outcome constraint `c_j(x) <= b_j` gets its own GP (same prior); EI / LogEI / NEI weight the improvement by the
+  modelled feasibility (`constraints=` of BoTorch's q-acquisitions, Gardner et al. 2014); the incumbent `best_f` is
+  the best feasible value (the worst observed value while nothing is feasible, so the search is driven towards
+  feasibility). UCB, KG and MES take no constraints.
+- Failed evaluations are not modelled (as in Optuna's GPSampler).
+
+Deviations and choices:
+- GP prior `gp_prior="gamma"` (default, `gp.py`): BoTorch's current default (`gp_prior="dim_scaled"`, Hvarfner et al.
+  2024) fits long lengthscales from few points on Hartmann6; the GP then treats the function as a single smooth bump
+  and EI settles in a local optimum (median log10 regret after 50 evaluations, 8 seeds: -1.2 with that prior, -4.0
+  with ours).
+- The analytic acquisitions are evaluated on `CachedPosteriorGP` (`gp.py`), the same posterior computed from cached
+  factors, about 3x cheaper per call than GPyTorch's path; the acquisition optimiser calls it ~100 times per ask.
+- Acquisition maximisation (`acquisition.py`): multi-start L-BFGS-B from starts chosen out of Sobol points plus
+  perturbations of the best observed points; in mixed spaces, projection to valid points and a discrete polish.
+- Categoricals are one-hot encoded for the GP (`categorical_encoding="onehot"`, one ARD lengthscale per choice),
+  so no order between choices is implied; `"ordinal"` relaxes each categorical to cells of `[0, 1]` (one column,
+  cheaper for many choices). Integers, stepped and log-scaled dims are cells of the unit interval (`space.py`),
+  rounded by the maximiser's projection and polish.
 - GP hyper-parameters are warm-started from the previous fit, so refits take a few L-BFGS iterations.
-- Integer and categorical dimensions are relaxed to the unit interval and rounded afterwards (`SearchSpace`).
 - If fitting or the acquisition fails numerically (duplicates, degenerate data) the step falls back to a Sobol point
-  and warns, rather than crashing the run.
+  and warns, rather than crashing the run. Until two evaluations have succeeded, steps are Sobol points.
 """
 
 from __future__ import annotations
@@ -44,20 +56,25 @@ from torch import Tensor
 from torch.distributions import Normal
 from torch.quasirandom import SobolEngine
 
+from rlsurrogate.blackbox.acquisition import Features, maximize_acquisition
 from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
+from rlsurrogate.blackbox.gp import GP_PRIORS, MIN_NOISE, CachedPosteriorGP, fit_gp
 from rlsurrogate.errors import ConfigError
 
-__all__ = ["BayesianOptimization", "expected_improvement", "upper_confidence_bound", "ACQUISITIONS", "fit_gp"]
+__all__ = ["ACQUISITIONS", "BayesianOptimization", "expected_improvement", "fit_gp", "upper_confidence_bound"]
 
 ACQUISITIONS = ("logei", "ei", "nei", "ucb", "kg", "mes")
-GP_PRIORS = ("gamma", "dim_scaled")
-# Smallest noise variance (standardised units) the GP may fit: keeps the kernel matrix positive definite when
-# points repeat, while still letting the GP interpolate a noiseless function (Optuna uses the same floor).
-_MIN_NOISE = 1e-6
-# Maximum number of L-BFGS-B iterations when refitting warm-started GP hyper-parameters.
-_FIT_MAXITER = 75
+ENCODINGS = ("onehot", "ordinal")
+# Acquisitions that take outcome constraints.
+_CONSTRAINED = ("logei", "ei", "nei")
 # Size of the candidate set MES uses to sample max values (BoTorch's tutorials use 1000 to 10000).
 _MES_CANDIDATES = 1024
+# Quasi-MC samples of the q-acquisitions (pending points, constraints): BoTorch's and Optuna's default.
+_QMC_SAMPLES = 128
+# Fewest successful evaluations a GP is fitted to; before that, steps are Sobol points.
+_MIN_FIT_POINTS = 2
+# Offsets the seed of the i-th point of one ask(n) (i >= 1) far from every step seed.
+_BATCH_SEED_STRIDE = 2**40
 
 
 def expected_improvement(mean: Tensor, sigma: Tensor, best_f: Tensor | float) -> Tensor:
@@ -87,74 +104,18 @@ def upper_confidence_bound(mean: Tensor, sigma: Tensor, beta: float) -> Tensor:
     return mean + math.sqrt(beta) * sigma
 
 
-def fit_gp(
-    U: Tensor, Y: Tensor, *, gp_prior: str = "gamma", min_noise: float = _MIN_NOISE, warm_start: dict | None = None
-) -> Any:
-    """Fits a `SingleTaskGP` (float64, Standardize outcome transform) by MAP with L-BFGS-B.
-
-    Args:
-        U: `n x d` inputs in the unit cube.
-        Y: `n` outputs (maximisation convention).
-        gp_prior: "gamma" (Matern-5/2 + scale, Gamma priors) or "dim_scaled" (BoTorch's current default model).
-        min_noise: Lower bound of the noise variance in standardised units.
-        warm_start: Hyper-parameters of a previous fit (`model.state_dict()`) to start from.
-
-    Returns:
-        The fitted model in eval mode.
-    """
-    from botorch.models import SingleTaskGP
-    from gpytorch.constraints import GreaterThan
-    from gpytorch.kernels import MaternKernel, ScaleKernel
-    from gpytorch.likelihoods import GaussianLikelihood
-    from gpytorch.priors import GammaPrior
-
-    d = U.shape[-1]
-    if gp_prior == "gamma":
-        covar = ScaleKernel(
-            MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=GammaPrior(3.0, 6.0)),
-            outputscale_prior=GammaPrior(2.0, 0.15),
-        )
-        likelihood = GaussianLikelihood(noise_prior=GammaPrior(1.1, 0.05), noise_constraint=GreaterThan(min_noise))
-        model = SingleTaskGP(U, Y.unsqueeze(-1), covar_module=covar, likelihood=likelihood)
-    else:
-        model = SingleTaskGP(U, Y.unsqueeze(-1))
-    if warm_start is not None:
-        hyper = {k: v for k, v in warm_start.items() if not k.startswith("outcome_transform")}
-        model.load_state_dict(hyper, strict=False)
-    fit_hyperparameters(model, maxiter=_FIT_MAXITER)
-    return model.eval()
-
-
-def fit_hyperparameters(model: Any, maxiter: int) -> None:
-    """MAP-fits a GP's hyper-parameters in place with BoTorch's `fit_gpytorch_mll` (L-BFGS-B, retries).
-
-    When every attempt fails (BoTorch's `ModelFittingError`, e.g. repeated line-search failures on near-duplicate
-    points), the model keeps the hyper-parameters it started from (the warm start or the prior's defaults) and a
-    warning says so: a usable posterior is worth more to the loop than a crash.
-    """
-    from botorch.exceptions.errors import ModelFittingError
-    from botorch.fit import fit_gpytorch_mll
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}})
-    except ModelFittingError as err:
-        warnings.warn(f"GP hyper-parameter fit failed ({err}); keeping the starting hyper-parameters.", stacklevel=2)
-
-
 class BayesianOptimization(SurrogateOptimizer):
     """GP Bayesian optimisation with BoTorch acquisitions behind the ask/tell interface (registered as "bo").
 
     Args:
-        space: A `SearchSpace` or `2 x d` bounds.
+        space: A `SearchSpace` (named float / integer / categorical dims) or `2 x d` bounds.
         maximize: Direction of the objective.
         seed: Seed of the initial design and of every acquisition optimisation.
+        outcome_constraints: `{name: bound}`: outcomes that must stay `<= bound`, each modelled by its own GP.
         acquisition: One of `ACQUISITIONS` ("logei", "ei", "nei", "ucb", "kg", "mes").
         n_init: Number of scrambled Sobol points before the first model-based proposal (default `2 d`, at least 5).
-        gp_prior: "gamma" (default; see module notes) or "dim_scaled" (BoTorch's default model).
+        gp_prior: "gamma" (default; see `gp.py`) or "dim_scaled" (BoTorch's default model).
+        categorical_encoding: "onehot" (default) or "ordinal" (see module notes).
         num_restarts: L-BFGS-B starts when maximising the acquisition.
         raw_samples: Sobol points scored to choose starts.
         local_samples: Perturbations of the best observed points added to the start pool (0 disables).
@@ -164,12 +125,12 @@ class BayesianOptimization(SurrogateOptimizer):
         min_noise: Noise variance floor (standardised units).
 
     Example:
-        >>> from rlsurrogate.blackbox import get_benchmark
-        >>> f = get_benchmark("branin")
-        >>> opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=5)
-        >>> for _ in range(8):
-        ...     X = opt.ask(1)
-        ...     opt.tell(X, f(X))
+        >>> from rlsurrogate.blackbox import Categorical, Float, SearchSpace
+        >>> space = SearchSpace([Float("lr", 1e-4, 1e-1, log=True), Categorical("opt", ["sgd", "adam"])])
+        >>> opt = BayesianOptimization(space, maximize=False, seed=0, n_init=4)
+        >>> for _ in range(6):
+        ...     params = opt.ask_params()  # {"lr": ..., "opt": ...}
+        ...     opt.tell(params, (math.log10(params["lr"]) + 2.5) ** 2 + (params["opt"] == "sgd"))
     """
 
     def __init__(
@@ -178,23 +139,29 @@ class BayesianOptimization(SurrogateOptimizer):
         *,
         maximize: bool = True,
         seed: int = 0,
+        outcome_constraints: dict[str, float] | None = None,
         acquisition: str = "logei",
         n_init: int | None = None,
         gp_prior: str = "gamma",
+        categorical_encoding: str = "onehot",
         num_restarts: int = 10,
         raw_samples: int = 1024,
         local_samples: int = 256,
         local_scale: float = 0.05,
         beta: float = 2.0,
         num_fantasies: int = 32,
-        min_noise: float = _MIN_NOISE,
+        min_noise: float = MIN_NOISE,
     ):
-        super().__init__(space, maximize=maximize, seed=seed)
+        super().__init__(space, maximize=maximize, seed=seed, outcome_constraints=outcome_constraints)
         problems = []
         if acquisition not in ACQUISITIONS:
             problems.append(f"acquisition = {acquisition!r}: must be one of {ACQUISITIONS}.")
+        elif self.outcome_constraints and acquisition not in _CONSTRAINED:
+            problems.append(f"acquisition = {acquisition!r}: outcome constraints need one of {_CONSTRAINED}.")
         if gp_prior not in GP_PRIORS:
             problems.append(f"gp_prior = {gp_prior!r}: must be one of {GP_PRIORS}.")
+        if categorical_encoding not in ENCODINGS:
+            problems.append(f"categorical_encoding = {categorical_encoding!r}: must be one of {ENCODINGS}.")
         if n_init is not None:
             problems += check_int("n_init", n_init, 1, " (or None for max(5, 2 d))")
         restarts = check_int("num_restarts", num_restarts, 1)
@@ -208,60 +175,76 @@ class BayesianOptimization(SurrogateOptimizer):
         self.acquisition = acquisition
         self.n_init = max(5, 2 * self.space.dim) if n_init is None else int(n_init)
         self.gp_prior, self.min_noise = gp_prior, min_noise
+        self.features = Features(self.space, one_hot=categorical_encoding == "onehot")
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.local_samples, self.local_scale = local_samples, local_scale
         self.beta, self.num_fantasies = beta, num_fantasies
         self.n_sobol = 0  # initial-design points handed out so far
-        self.model: Any = None
-        self._hyper: dict | None = None
+        self.model: Any = None  # the objective's GP
+        self.constraint_models: list[Any] = []  # one GP per outcome constraint
+        self._hyper: list[dict | None] = [None] * (1 + len(self.outcome_constraints))
 
     # -- ask -------------------------------------------------------------------------------------------------------
     def _ask_unit(self, n: int, seed: int) -> Tensor:
-        if max(self.Y.numel(), self.n_sobol) < self.n_init:
+        if max(self.Y.numel(), self.n_sobol) < self.n_init or self.Y.numel() < _MIN_FIT_POINTS:
             return self._sobol(n)
         from botorch.exceptions.errors import BotorchError
 
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)  # BoTorch's samplers and initialisers draw from the global RNG
-                self.model = fit_gp(
-                    self.U, self.Y_max, gp_prior=self.gp_prior, min_noise=self.min_noise, warm_start=self._hyper
-                )
-                self._hyper = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                return self._maximize_acquisition(n, seed)
+                self._fit()
+                pending = self.features(self.space.to_unit(self.X_pending))  # p x D
+                points = []
+                for i in range(n):  # sequential greedy: each point is proposed with the previous ones pending
+                    u = self._propose(pending, seed + i * _BATCH_SEED_STRIDE)  # d
+                    points.append(u)
+                    pending = torch.cat([pending, self.features(u.unsqueeze(0))])
+                return torch.stack(points)  # n x d
         except (RuntimeError, ValueError, BotorchError) as err:  # NotPSDError, NanError, ModelFittingError
             warnings.warn(
                 f"BO step {self.step}: model-based proposal failed ({err}); using a Sobol point.", stacklevel=2
             )
-            self._hyper = None
+            self._hyper = [None] * len(self._hyper)
             return self._sobol(n)
 
-    def _maximize_acquisition(self, q: int, seed: int) -> Tensor:
-        from botorch.optim import optimize_acqf
+    def _fit(self) -> None:
+        """Fits the objective's GP and one GP per outcome constraint, each warm-started from its previous fit."""
+        F = self.features(self.U)  # n x D
+        targets = [self.Y_max, *self.C.T]
+        models = [
+            fit_gp(F, y, gp_prior=self.gp_prior, min_noise=self.min_noise, warm_start=hyper)
+            for y, hyper in zip(targets, self._hyper)
+        ]
+        self._hyper = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
+        self.model, self.constraint_models = models[0], models[1:]
 
-        acqf = self._build_acquisition(q)
-        d = self.space.dim
-        bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
-        if self.acquisition == "kg" or q > 1:
-            # One-shot KG and joint q-batches need BoTorch's own start-point generators.
-            options = {"seed": seed, "batch_limit": 32, "maxiter": 100}
-            X, _ = optimize_acqf(
-                acqf, bounds, q=q, num_restarts=self.num_restarts, raw_samples=self.raw_samples, options=options
+    def _propose(self, pending: Tensor, seed: int) -> Tensor:
+        """The `d` unit point maximising the acquisition, given `p x D` pending features."""
+        acqf = self._build_acquisition(pending, seed)
+        if self.acquisition == "kg":  # one-shot KG optimises the fantasy points jointly: BoTorch's own starts
+            from botorch.optim import optimize_acqf
+
+            D = self.features.dim
+            box = torch.stack([torch.zeros(D), torch.ones(D)]).double()
+            options = {"seed": seed % (2**31), "batch_limit": 32, "maxiter": 100}
+            F, _ = optimize_acqf(
+                acqf, box, q=1, num_restarts=self.num_restarts, raw_samples=self.raw_samples, options=options
             )
-            return X.detach()  # q x d
-        starts = self._start_points(acqf, seed)  # num_restarts x 1 x d
-        X, _ = optimize_acqf(
+            return self.features.unit(F.detach()).reshape(-1)
+        order = torch.where(self.feasible, self.Y_max, self.Y_max - math.inf).argsort(descending=True)
+        return maximize_acquisition(
             acqf,
-            bounds,
-            q=1,
-            num_restarts=starts.shape[0],
-            batch_initial_conditions=starts,
-            options={"maxiter": 100},
-            retry_on_optimization_warning=False,
+            self.features,
+            self.U[order],
+            seed=seed,
+            num_restarts=self.num_restarts,
+            raw_samples=self.raw_samples,
+            local_samples=self.local_samples,
+            local_scale=self.local_scale,
         )
-        return X.detach()  # 1 x d
 
-    def _build_acquisition(self, q: int) -> Any:
+    def _build_acquisition(self, pending: Tensor, seed: int) -> Any:
         from botorch.acquisition import (
             ExpectedImprovement,
             LogExpectedImprovement,
@@ -273,48 +256,49 @@ class BayesianOptimization(SurrogateOptimizer):
             qMaxValueEntropy,
             qUpperConfidenceBound,
         )
+        from botorch.sampling import SobolQMCNormalSampler
 
-        model = self.model
+        X_pending = pending if pending.shape[0] else None
+        feasible = self.feasible
         # The posterior is un-standardised by the model's outcome transform, so the incumbent is in raw units.
-        best_f = self.Y_max.max()
+        best_f = self.Y_max[feasible].max() if feasible.any() else self.Y_max.min()
+        if X_pending is None and not self.constraint_models and self.acquisition in ("logei", "ei", "ucb"):
+            model = CachedPosteriorGP.from_model(self.model) or self.model
+            if self.acquisition == "logei":
+                return LogExpectedImprovement(model, best_f)
+            if self.acquisition == "ei":
+                return ExpectedImprovement(model, best_f)
+            return UpperConfidenceBound(model, self.beta)
+        sampler = SobolQMCNormalSampler(torch.Size([_QMC_SAMPLES]), seed=seed % (2**31))
+        model, mc = self.model, {}
+        if self.constraint_models:
+            from botorch.acquisition.objective import GenericMCObjective
+            from botorch.models import ModelListGP
+
+            model = ModelListGP(self.model, *self.constraint_models)
+            bounds = list(self.outcome_constraints.values())
+            mc = {
+                "objective": GenericMCObjective(lambda Z, X=None: Z[..., 0]),
+                "constraints": [lambda Z, j=j, b=b: Z[..., j + 1] - b for j, b in enumerate(bounds)],
+            }
         if self.acquisition == "logei":
-            return LogExpectedImprovement(model, best_f) if q == 1 else qLogExpectedImprovement(model, best_f)
+            return qLogExpectedImprovement(model, best_f, sampler=sampler, X_pending=X_pending, **mc)
         if self.acquisition == "ei":
-            return ExpectedImprovement(model, best_f) if q == 1 else qExpectedImprovement(model, best_f)
+            return qExpectedImprovement(model, best_f, sampler=sampler, X_pending=X_pending, **mc)
         if self.acquisition == "ucb":
-            return UpperConfidenceBound(model, self.beta) if q == 1 else qUpperConfidenceBound(model, self.beta)
+            return qUpperConfidenceBound(model, self.beta, sampler=sampler, X_pending=X_pending)
         if self.acquisition == "nei":
-            return qLogNoisyExpectedImprovement(model, X_baseline=self.U, prune_baseline=True)
+            F = self.features(self.U)
+            return qLogNoisyExpectedImprovement(
+                model, X_baseline=F, sampler=sampler, X_pending=X_pending, prune_baseline=True, **mc
+            )
         if self.acquisition == "kg":
-            return qKnowledgeGradient(model, num_fantasies=self.num_fantasies)
+            return qKnowledgeGradient(model, num_fantasies=self.num_fantasies, X_pending=X_pending)
         candidates = SobolEngine(self.space.dim, scramble=True, seed=self.seed).draw(
             _MES_CANDIDATES, dtype=torch.float64
         )
-        return qMaxValueEntropy(model, candidate_set=torch.cat([candidates, self.U]))
-
-    def _start_points(self, acqf: Any, seed: int) -> Tensor:
-        """Chooses `num_restarts x 1 x d` L-BFGS-B starts: best Sobol points plus perturbations of the incumbents."""
-        d = self.space.dim
-        gen = torch.Generator().manual_seed(seed)
-        pool = SobolEngine(d, scramble=True, seed=seed % (2**31)).draw(self.raw_samples, dtype=torch.float64)
-        if self.local_samples > 0:
-            top = self.U[self.Y_max.argsort(descending=True)[: min(5, self.Y.numel())]]  # k x d
-            centres = top[torch.arange(self.local_samples) % top.shape[0]]
-            noise = torch.randn(self.local_samples, d, generator=gen, dtype=torch.float64) * self.local_scale
-            pool = torch.cat([pool, (centres + noise).clamp(0.0, 1.0)])
-        with torch.no_grad():
-            values = torch.cat([acqf(chunk.unsqueeze(1)) for chunk in pool.split(512)])  # pool size
-        values = torch.nan_to_num(values, nan=-math.inf)
-        # Half the starts are the best pool points; the rest are drawn from the others with probability increasing
-        # in the acquisition value (Boltzmann, as BoTorch's initializer), so the starts cover several basins.
-        n_best = (self.num_restarts + 1) // 2
-        order = values.argsort(descending=True)
-        best, rest = order[:n_best], order[n_best:]
-        z = values[rest]
-        z = (z - z[torch.isfinite(z)].mean()) / z[torch.isfinite(z)].std().clamp_min(1e-9) if z.numel() > 1 else z
-        weights = torch.exp(torch.nan_to_num(z, neginf=-50.0).clamp(-50, 50))
-        extra = rest[torch.multinomial(weights, self.num_restarts - n_best, replacement=False, generator=gen)]
-        return pool[torch.cat([best, extra])].unsqueeze(1)
+        candidates = self.features(torch.cat([self.space.round_unit(candidates), self.U]))
+        return qMaxValueEntropy(model, candidate_set=candidates, X_pending=X_pending)
 
     def _sobol(self, n: int) -> Tensor:
         engine = SobolEngine(self.space.dim, scramble=True, seed=self.seed)
@@ -324,18 +308,26 @@ class BayesianOptimization(SurrogateOptimizer):
 
     # -- state -----------------------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_sobol": self.n_sobol, "hyper": self._hyper}
+        return {"n_sobol": self.n_sobol, "hyper": self._hyper[0], "hyper_constraints": self._hyper[1:]}
 
     def _check_extra_state(self, extra: Any) -> None:
         super()._check_extra_state(extra)
         problems = check_int("state extra.n_sobol", extra.get("n_sobol"), 0)
-        hyper = extra.get("hyper")
-        if hyper is not None and not (
-            isinstance(hyper, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in hyper.items())
-        ):
-            problems.append(f"state extra.hyper is a {type(hyper).__name__}: must be None or a dict of GP tensors.")
+        hypers = [extra.get("hyper"), *extra.get("hyper_constraints", [None] * len(self.outcome_constraints))]
+        if len(hypers) != len(self._hyper):
+            problems.append(
+                f"state extra.hyper_constraints: needs {len(self._hyper) - 1} entries (one per constraint)."
+            )
+        for hyper in hypers:
+            if hyper is not None and not (
+                isinstance(hyper, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in hyper.items())
+            ):
+                problems.append(
+                    f"state extra.hyper is a {type(hyper).__name__}: must be None or a dict of GP tensors."
+                )
         if problems:
             raise ConfigError(problems[0])
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        self.n_sobol, self._hyper = extra["n_sobol"], extra["hyper"]
+        self.n_sobol = extra["n_sobol"]
+        self._hyper = [extra["hyper"], *extra.get("hyper_constraints", [None] * len(self.outcome_constraints))]

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
-from rlsurrogate.blackbox.bo import fit_hyperparameters
+from rlsurrogate.blackbox.gp import fit_hyperparameters
 from rlsurrogate.errors import ConfigError
 
 __all__ = ["MultiFidelityBO", "fidelity_cost"]

@@ -321,6 +321,7 @@ class NeuralBanditOptimizer(SurrogateOptimizer):
         space: A `SearchSpace` or `2 x d` bounds.
         maximize: Direction of the objective.
         seed: Seed of the pool, the network and the draws.
+        outcome_constraints: `{name: bound}` recorded with each value; `best()` respects them (the bandit does not).
         n_domain: Pool size (INSTINCT: 10000 Sobol points).
         n_init: Random pool points evaluated before the bandit starts (INSTINCT: 40).
         **bandit_kwargs: Passed to `NeuralUCB` / `NeuralTS` (nu, lam, width, train_steps, exploration, n_eval).
@@ -334,11 +335,12 @@ class NeuralBanditOptimizer(SurrogateOptimizer):
         *,
         maximize: bool = True,
         seed: int = 0,
+        outcome_constraints: dict[str, float] | None = None,
         n_domain: int = 10_000,
         n_init: int = 40,
         **bandit_kwargs: Any,
     ):
-        super().__init__(space, maximize=maximize, seed=seed)
+        super().__init__(space, maximize=maximize, seed=seed, outcome_constraints=outcome_constraints)
         problems = check_int("n_domain", n_domain, 1, " (INSTINCT: 10000)")
         problems += check_int("n_init", n_init, 1, " (INSTINCT: 40)")
         if not problems and n_init > n_domain:

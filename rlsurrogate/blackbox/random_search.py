@@ -25,6 +25,7 @@ class RandomSearch(SurrogateOptimizer):
         space: A `SearchSpace` or `2 x d` bounds.
         maximize: Direction of the objective.
         seed: Seed of the sampler.
+        outcome_constraints: `{name: bound}` recorded with each value; `best()` respects them (sampling does not).
         sobol: Draw from one scrambled Sobol sequence instead of i.i.d. uniform points.
     """
 
@@ -34,9 +35,10 @@ class RandomSearch(SurrogateOptimizer):
         *,
         maximize: bool = True,
         seed: int = 0,
+        outcome_constraints: dict[str, float] | None = None,
         sobol: bool = False,
     ):
-        super().__init__(space, maximize=maximize, seed=seed)
+        super().__init__(space, maximize=maximize, seed=seed, outcome_constraints=outcome_constraints)
         if not isinstance(sobol, bool):
             raise ConfigError(f"sobol = {sobol!r}: must be True or False.")
         self.sobol = sobol

@@ -1,21 +1,26 @@
 """Contract suite every registered surrogate optimizer passes (STYLE.md §11, in the spirit of Optuna's sampler tests).
 
 Shapes and bounds, determinism under a seed, improvement on a 2-D quadratic, the `maximize` flag, and that a saved
-and reloaded optimizer continues exactly like the uninterrupted one. Then the input checks: bad `tell` / `ask` input
-and bad constructor arguments raise a one-line `ConfigError` and change nothing, and `load` refuses files that would
-run code, damaged files and states of another kind or dimension, while states saved before the format was versioned
-still load.
+and reloaded optimizer continues exactly like the uninterrupted one (from `save` and from the JSON state). Named
+mixed spaces (log floats, stepped floats, log integers, categoricals) round-trip as `{name: value}` dicts; failed
+evaluations (NaN / None) are kept and skipped; points asked and not told are pending and survive a save; outcome
+constraints decide `best()`. Then the input checks: bad `tell` / `ask` input and bad constructor arguments raise a
+one-line `ConfigError` and change nothing, and `load` refuses files that would run code, damaged files and states
+of another kind or dimension, while states saved before the format was versioned still load.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pickle
 
 import pytest
 import torch
 
-from rlsurrogate.blackbox import OPTIMIZERS, Dim, SearchSpace
+from rlsurrogate.blackbox import OPTIMIZERS, Categorical, Dim, Float, Integer, SearchSpace
+from rlsurrogate.blackbox.base import state_from_json, state_to_json
 from rlsurrogate.errors import ConfigError
 
 BOUNDS_2D = [[-1.0, -1.0], [1.0, 1.0]]
@@ -112,13 +117,160 @@ def test_maximize_flag(name):
     assert opt.best()[1] == pytest.approx(float((-quadratic(X)).max()))
 
 
+# -- named mixed spaces, failed evaluations, pending points, outcome constraints, JSON state -------------------------
+MIXED = [
+    Float("lr", 1e-4, 1e-1, log=True),
+    Integer("layers", 1, 6),
+    Integer("units", 8, 256, log=True),
+    Float("dropout", 0.0, 0.5, step=0.1),
+    Categorical("act", ["relu", "gelu", None]),
+]
+# The fidelity is the last dim of a multi-fidelity space, and must be continuous.
+MIXED_SPACES = {name: SearchSpace(MIXED + ([Float("s", 0.0, 1.0)] if name == "mfbo" else [])) for name in FACTORIES}
+
+
+def mixed_loss(p: dict) -> float:
+    """A tuning-style loss: best at lr 1e-2.5, 3 layers, 64 units, dropout 0.2, "gelu"."""
+    loss = (math.log10(p["lr"]) + 2.5) ** 2 + (p["layers"] - 3) ** 2 / 4 + (math.log2(p["units"]) - 6) ** 2 / 9
+    return loss + (p["dropout"] - 0.2) ** 2 + (p["act"] != "gelu")
+
+
+def check_params(p: dict, name: str) -> None:
+    assert isinstance(p["lr"], float) and 1e-4 <= p["lr"] <= 1e-1
+    assert type(p["layers"]) is int and 1 <= p["layers"] <= 6
+    assert type(p["units"]) is int and 8 <= p["units"] <= 256
+    assert isinstance(p["dropout"], float) and abs(p["dropout"] * 10 - round(p["dropout"] * 10)) < 1e-9
+    assert p["act"] in ("relu", "gelu", None)
+    assert set(p) == {d.name for d in MIXED_SPACES[name].dims}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_named_mixed_space_asks_and_tells_dicts(name):
+    opt = FACTORIES[name](bounds=MIXED_SPACES[name], maximize=False, seed=0)
+    for batch in (3, 2, 1):  # initial design, then model-based steps
+        params = opt.space.decode(opt.ask(batch)) if batch > 1 else [opt.ask_params()]
+        for p in params:
+            check_params(p, name)
+        opt.tell(params, [mixed_loss(p) for p in params])
+    assert opt.X.shape == (6, opt.space.dim) and opt.X_pending.shape[0] == 0
+    best, y = opt.best_params()
+    check_params(best, name)
+    assert y == pytest.approx(min(mixed_loss(p) for p in opt.space.decode(opt.X)))
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_failed_evaluations_are_kept_but_not_modelled(name):
+    opt = FACTORIES[name](maximize=False, seed=0)
+    for step in range(6):
+        X = opt.ask(2)
+        Y = quadratic(X).tolist()
+        Y[0] = None if step % 2 else float("nan")  # one failure per batch, as None or NaN
+        opt.tell(X, Y)
+    assert opt.X_failed.shape == (6, opt.space.dim) and opt.X.shape == (6, opt.space.dim)
+    assert torch.isfinite(opt.Y).all() and opt.X_pending.shape[0] == 0
+    assert opt.best()[1] == pytest.approx(float(opt.Y.min()))
+    state = opt.state_dict()
+    resumed = FACTORIES[name](maximize=False, seed=5)
+    resumed.load_state_dict(state)
+    torch.testing.assert_close(resumed.X_failed, opt.X_failed)
+
+
+def test_only_failures_is_a_clear_error_for_best():
+    opt = FACTORIES["random"](seed=0)
+    opt.tell(opt.ask(2), [None, float("nan")])
+    with pytest.raises(ConfigError, match="no successful observations yet \\(2 failed\\)"):
+        opt.best()
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_pending_points_until_told_and_through_a_save(name, tmp_path):
+    opt = FACTORIES[name](maximize=False, seed=0)
+    run(opt, steps=5)  # past the initial design for every optimizer but the neural ones
+    X1 = opt.ask(2)
+    X2 = opt.ask(1)  # an asynchronous worker asks before the first two are told
+    torch.testing.assert_close(opt.X_pending, torch.cat([X1, X2]))
+    opt.tell(X1[1], float(quadratic(X1[1:])))  # told out of order: only that row leaves
+    torch.testing.assert_close(opt.X_pending, torch.cat([X1[:1], X2]))
+    opt.save(tmp_path / "state.pt")
+    resumed = FACTORIES[name](maximize=False, seed=0)
+    resumed.load(tmp_path / "state.pt")
+    torch.testing.assert_close(resumed.X_pending, opt.X_pending)
+    torch.testing.assert_close(resumed.ask(1), opt.ask(1))
+
+
+def test_bo_does_not_propose_a_pending_point_again():
+    opt = FACTORIES["bo"](maximize=False, seed=0)
+    run(opt, steps=8)
+    x1 = opt.ask(1)
+    reference = FACTORIES["bo"](maximize=False, seed=0)
+    reference.load_state_dict(opt.state_dict())
+    reference.set_pending(torch.empty(0, 2))
+    x_without = reference.ask(1)  # the same step with nothing pending
+    x2 = opt.ask(1)  # the next worker, with x1 pending
+    assert float((x2 - x1).norm()) > 1e-3
+    assert not torch.allclose(x2, x_without)
+
+
+@pytest.mark.parametrize("name", sorted(set(FACTORIES) - {"mfbo"}))
+def test_outcome_constraints_decide_the_best_point(name):
+    opt = FACTORIES[name](maximize=False, seed=0, outcome_constraints={"x0": 0.0})  # x0 <= 0
+    for _ in range(5):
+        X = opt.ask(2)
+        opt.tell(X, quadratic(X), constraints=X[:, :1])
+    feasible = opt.X[:, 0] <= 0
+    assert feasible.any() and torch.equal(opt.feasible, feasible)
+    x, y = opt.best()
+    assert x[0] <= 0 and y == pytest.approx(float(opt.Y[feasible].min()))
+    opt.tell([-0.5, 0.0], 0.0, constraints={"x0": 0.7})  # an infeasible point never wins, however good
+    assert opt.best()[1] == y
+
+
+def test_outcome_constraints_are_checked():
+    opt = FACTORIES["random"](seed=0, outcome_constraints={"latency": 100.0})
+    x = mid(opt)
+    refused(opt, lambda: opt.tell(x, 1.0), "constraints missing")
+    refused(opt, lambda: opt.tell(x, 1.0, constraints={"latncy": 5.0}), "need exactly the names")
+    refused(opt, lambda: opt.tell(x, 1.0, constraints={"latency": float("nan")}), "must be finite")
+    opt.tell(x, None)  # a failed evaluation needs no constraint values
+    opt.tell(x, 1.0, constraints={"latency": 120.0})
+    with pytest.raises(ConfigError, match="none of the 1 observations satisfies"):
+        opt.best()
+    plain = FACTORIES["random"](seed=0)
+    refused(plain, lambda: plain.tell(x, 1.0, constraints={"latency": 5.0}), "no outcome_constraints")
+    with pytest.raises(ConfigError, match="outcome_constraints"):
+        OPTIMIZERS.get("random")(BOUNDS_2D, outcome_constraints={"latency": float("inf")})
+
+
+def test_bo_respects_an_outcome_constraint():
+    opt = FACTORIES["bo"](maximize=False, seed=0, outcome_constraints={"x0": 0.0})  # optimum moves to (0, -0.2)
+    for _ in range(16):
+        X = opt.ask(1)
+        opt.tell(X, quadratic(X), constraints=X[:, :1])
+    x, y = opt.best()
+    assert x[0] <= 0 and y < 0.09 + 0.02  # the constrained minimum is 0.3^2 = 0.09
+    assert opt.feasible[-6:].float().mean() >= 0.5  # late proposals stay mostly feasible
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_json_state_continues_exactly(name):
+    reference = FACTORIES[name](maximize=False, seed=1)
+    run(reference, steps=6)
+    reference.tell(reference.ask(1), None)
+    reference.ask(1)  # left pending
+    text = json.dumps(state_to_json(reference.state_dict()))
+    resumed = FACTORIES[name](maximize=False, seed=99)
+    resumed.load_state_dict(state_from_json(json.loads(text)))
+    assert same_state(resumed.state_dict(), reference.state_dict())
+    torch.testing.assert_close(resumed.ask(1), reference.ask(1))
+
+
 def test_tell_rejects_bad_input():
     opt = FACTORIES["random"](seed=0)
     with pytest.raises(ConfigError, match="one value per row"):
         opt.tell(torch.zeros(3, 2), torch.zeros(2))
-    with pytest.raises(ConfigError, match="NaN"):
-        opt.tell(torch.zeros(1, 2), [float("nan")])
-    with pytest.raises(ConfigError, match="no observations"):
+    with pytest.raises(ConfigError, match="inf"):
+        opt.tell(torch.zeros(1, 2), [float("inf")])
+    with pytest.raises(ConfigError, match="no successful observations"):
         opt.best()
 
 
@@ -200,8 +352,7 @@ BAD_TELLS = {
     "a bool X": (lambda o: (torch.ones(1, o.space.dim, dtype=torch.bool), [0.0]), "dtype"),
     "a complex X": (lambda o: (mid(o).to(torch.complex128), [0.0]), "dtype"),
     "fewer values than rows": (lambda o: (mid(o).expand(3, -1), torch.zeros(2)), "one value per row"),
-    "NaN in Y": (lambda o: (mid(o), [float("nan")]), "NaN"),
-    "inf in Y": (lambda o: (mid(o), [float("-inf")]), "NaN or inf"),
+    "inf in Y": (lambda o: (mid(o), [float("-inf")]), "is inf"),
     "Y of shape n x 2": (lambda o: (mid(o).expand(2, -1), torch.zeros(2, 2)), "shape"),
     "strings in Y": (lambda o: (mid(o), ["a"]), "real numbers"),
     "a bool Y": (lambda o: (mid(o), torch.tensor([True])), "dtype"),

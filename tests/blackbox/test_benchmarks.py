@@ -13,10 +13,10 @@ SINGLE = ["ackley", "branin", "hartmann3", "hartmann6", "levy", "rosenbrock", "s
 
 
 def test_registry_lists_all_problems():
-    assert set(SINGLE + ["mf_branin", "mf_hartmann6"]) == set(BENCHMARKS.names())
+    assert set(SINGLE + ["mf_branin", "mf_hartmann6", "mixed_tuning"]) == set(BENCHMARKS.names())
 
 
-@pytest.mark.parametrize("name", SINGLE + ["mf_branin", "mf_hartmann6"])
+@pytest.mark.parametrize("name", SINGLE + ["mf_branin", "mf_hartmann6", "mixed_tuning"])
 def test_known_optimum_value(name):
     f = get_benchmark(name)
     values = f(f.optimizers)  # k
@@ -76,3 +76,19 @@ def test_multi_fidelity_matches_base_at_target_and_differs_below(name):
     torch.testing.assert_close(
         f.cost(torch.cat([X, ones], 1)), torch.full((50,), 1 + f.fixed_cost, dtype=torch.float64)
     )
+
+
+def test_mixed_tuning_optimum_is_the_minimum_and_each_pair_is_a_basin():
+    f = get_benchmark("mixed_tuning")
+    space = f.space
+    U = torch.rand(20000, space.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert f(space.from_unit(U)).min() >= f.optimal_value
+    assert space.decode(f.optimizers)[0] == {
+        "lr": 1e-3, "weight_decay": 1e-4, "dropout": 0.1, "layers": 4, "units": 128, "optimizer": "adam",
+        "activation": "gelu",
+    }  # fmt: skip
+    # The best point of another optimizer / activation pair is worse by the pair's base loss.
+    x = f.optimizers.clone()
+    x[0, 6] = 0.0  # relu: best depth 3, so 3 layers and units 2^(7 + 0.5 * (3 - 3)) = 128
+    x[0, 3] = 3.0
+    assert float(f(x)) == pytest.approx(f.optimal_value + 0.05)

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from rlsurrogate.blackbox import Dim, SearchSpace, get_benchmark
+from rlsurrogate.blackbox import Categorical, Dim, Float, Integer, SearchSpace, get_benchmark
 from rlsurrogate.blackbox.bo import (
     ACQUISITIONS,
     BayesianOptimization,
@@ -155,7 +155,7 @@ def test_failed_hyperparameter_fit_keeps_the_warm_start_and_still_proposes(monke
     opt.tell(X, f(X))
     x = opt.ask(1)  # a successful fit: its hyper-parameters warm-start the next one
     opt.tell(x, f(x))
-    fitted = {k: v.clone() for k, v in opt._hyper.items()}
+    fitted = {k: v.clone() for k, v in opt._hyper[0].items()}
     monkeypatch.setattr("botorch.fit.fit_gpytorch_mll", _failing_fit)
     with pytest.warns(UserWarning, match="GP hyper-parameter fit failed"):
         x = opt.ask(1)
@@ -187,7 +187,47 @@ def test_integer_and_categorical_dimensions_come_back_whole():
         opt.tell(X, f(X))
 
 
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+def test_mixed_space_finds_the_best_choice_and_integer(encoding):
+    space = SearchSpace(
+        [Float("lr", 1e-4, 1.0, log=True), Integer("k", 0, 9), Categorical("c", ["a", "b", "c", "d", "e"])]
+    )
+    opt = BayesianOptimization(space, maximize=False, seed=0, n_init=6, categorical_encoding=encoding, **FAST)
+
+    def loss(p):
+        return (math.log10(p["lr"]) + 2) ** 2 + (p["k"] - 6) ** 2 / 10 + 2.0 * (p["c"] != "d")
+
+    for _ in range(22):
+        p = opt.ask_params()
+        opt.tell(p, loss(p))
+    best, y = opt.best_params()
+    assert best["c"] == "d" and abs(best["k"] - 6) <= 1 and y < 0.3
+
+
+def test_model_based_asks_use_the_fast_posterior_only_without_pending_points(monkeypatch):
+    from rlsurrogate.blackbox import gp
+
+    calls = []
+    original = gp.CachedPosteriorGP.from_model
+    monkeypatch.setattr(gp.CachedPosteriorGP, "from_model", lambda m: calls.append(1) or original(m))
+    f = get_benchmark("branin")
+    opt = BayesianOptimization(f.bounds, maximize=False, seed=0, n_init=5, **FAST)
+    X = opt.ask(5)
+    opt.tell(X, f(X))
+    opt.ask(1)
+    assert len(calls) == 1
+    opt.ask(1)  # the first point is pending: qLogEI on the GPyTorch model
+    assert len(calls) == 1
+
+
+def test_constraints_need_a_constrained_acquisition():
+    with pytest.raises(ConfigError, match="outcome constraints need one of"):
+        BayesianOptimization([[0.0], [1.0]], acquisition="ucb", outcome_constraints={"c": 0.0})
+
+
 def test_invalid_arguments_list_every_problem():
     with pytest.raises(ConfigError) as err:
-        BayesianOptimization([[0.0], [1.0]], acquisition="pi", gp_prior="flat", num_restarts=0)
-    assert len(err.value.problems) == 3
+        BayesianOptimization(
+            [[0.0], [1.0]], acquisition="pi", gp_prior="flat", categorical_encoding="hash", num_restarts=0
+        )
+    assert len(err.value.problems) == 4
