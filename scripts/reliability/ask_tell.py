@@ -118,7 +118,10 @@ BAD_TELLS: dict[str, Callable[[int], tuple[Any, Any]]] = {
     "x_strings": lambda d: ([["a"] * d], [0.0]),
     "x_numeric_strings": lambda d: ([["0.1"] * d], [0.0]),
     "x_none": lambda d: (None, [0.0]),
-    "x_dict": lambda d: ({f"x{j}": 0.1 for j in range(d)}, [0.0]),
+    "x_dict_missing_a_name": lambda d: ({"x0": 0.1}, [0.0]),
+    "x_dict_unknown_name": lambda d: ({**{f"x{j}": 0.1 for j in range(d)}, "lr": 0.1}, [0.0]),
+    "x_dict_string_value": lambda d: ({f"x{j}": "0.1" for j in range(d)}, [0.0]),
+    "x_dict_outside_bounds": lambda d: ({f"x{j}": 5.0 for j in range(d)}, [0.0]),
     "x_ragged": lambda d: ([[0.1] * d, [0.3]], [0.0, 1.0]),
     "x_bool_tensor": lambda d: (torch.ones(1, d, dtype=torch.bool), [0.0]),
     "x_bool_numpy": lambda d: (np.ones((1, d), dtype=bool), [0.0]),
@@ -129,17 +132,16 @@ BAD_TELLS: dict[str, Callable[[int], tuple[Any, Any]]] = {
     "y_more_than_rows": lambda d: (torch.zeros(1, d), torch.zeros(2)),
     "y_scalar_for_two_rows": lambda d: (torch.zeros(2, d), 1.0),
     "y_empty_for_one_row": lambda d: (torch.zeros(1, d), []),
-    "y_nan": lambda d: (torch.zeros(1, d), [NAN]),
     "y_inf": lambda d: (torch.zeros(1, d), [INF]),
+    "y_neg_inf": lambda d: (torch.zeros(1, d), [-INF]),
     "y_n_by_2": lambda d: (torch.zeros(2, d), torch.zeros(2, 2)),
     "y_1_by_n": lambda d: (torch.zeros(2, d), torch.zeros(1, 2)),
     "y_strings": lambda d: (torch.zeros(1, d), ["a"]),
-    "y_none": lambda d: (torch.zeros(1, d), None),
     "y_bool": lambda d: (torch.zeros(1, d), torch.tensor([True])),
     "y_complex": lambda d: (torch.zeros(1, d), torch.tensor([1 + 1j])),
 }
 # Optimizers with their own tell path (the bandit update, the fidelity cost) get the cases that reach it.
-PER_OPTIMIZER_TELLS = ("x_rows_fold_into_points", "x_nan", "x_outside_bounds", "y_nan", "y_fewer_than_rows")
+PER_OPTIMIZER_TELLS = ("x_rows_fold_into_points", "x_nan", "x_outside_bounds", "y_inf", "y_fewer_than_rows")
 
 
 def _bad_tell(name: str, case: str) -> Callable[[], Outcome]:
@@ -164,6 +166,11 @@ GOOD_TELLS: dict[str, Callable[[], tuple[Any, Any, list[list[float]]]]] = {
     "x_a_rounding_error_above_the_bound": lambda: (torch.tensor([[1.0 + 1e-12, 0.0]]), [1.0], [[1.0 + 1e-12, 0.0]]),
     "y_n_by_1": lambda: (torch.zeros(2, 2), torch.ones(2, 1), [[0.0, 0.0], [0.0, 0.0]]),
     "y_numpy_float32": lambda: (torch.zeros(1, 2), np.array([1.5], dtype=np.float32), [[0.0, 0.0]]),
+    "x_dict_of_names": lambda: ({"x0": 0.1, "x1": 0.2}, 1.0, [[0.1, 0.2]]),
+    "x_list_of_dicts": lambda: ([{"x0": 0.1, "x1": 0.2}, {"x1": 0.4, "x0": 0.3}], [1, 2], [[0.1, 0.2], [0.3, 0.4]]),
+    "y_nan_is_a_failed_evaluation": lambda: (torch.tensor([[0.1, 0.2], [0.3, 0.4]]), [NAN, 1.0], [[0.3, 0.4]]),
+    "y_none_is_a_failed_evaluation": lambda: (torch.tensor([[0.1, 0.2]]), None, []),
+    "y_list_with_none": lambda: (torch.tensor([[0.1, 0.2], [0.3, 0.4]]), [1.0, None], [[0.1, 0.2]]),
 }
 
 
@@ -177,6 +184,15 @@ def _good_tell(case: str) -> Callable[[], Outcome]:
                 return f"stored X has dtype {opt.X.dtype}, requires_grad {opt.X.requires_grad}"
             expected = torch.tensor(rows, dtype=torch.float64).reshape(-1, 2)
             ok = opt.X.shape == expected.shape and torch.allclose(opt.X, expected)
+            n_told = opt.X.shape[0] + opt.X_failed.shape[0]
+            n_rows = (
+                len(X)
+                if isinstance(X, list)
+                else 1
+                if isinstance(X, dict)
+                else torch.as_tensor(X).reshape(-1, 2).shape[0]
+            )
+            ok = ok and n_told == n_rows and bool(torch.isfinite(opt.Y).all())
             return "" if ok and opt.Y.shape == (len(rows),) else f"X {opt.X.tolist()}, Y {opt.Y.tolist()}"
 
         return _accepted(lambda: opt.tell(X, Y), check)

@@ -1,4 +1,6 @@
-"""`rlsurrogate bo`: a benchmark or a user function optimized end to end, log and plot written, bad input refused."""
+"""`rlsurrogate bo`: a benchmark or a user function optimized end to end, log and plot written, bad input refused;
+named spaces, failed evaluations and outcome constraints; resume from log.json repeats no evaluation and a killed
+run loses no evaluated point."""
 
 from __future__ import annotations
 
@@ -40,5 +42,98 @@ def test_cli_rejects_unknown_objective_and_missing_bounds(tmp_path):
     with pytest.raises(ConfigError, match='Did you mean "branin"'):
         _cli(["--objective", "brannin", "--output-dir", str(tmp_path)])
     (tmp_path / "obj.py").write_text("def f(x):\n    return 0.0\n")
+    with pytest.raises(ConfigError, match="--direction minimize or"):
+        _cli(["--objective", f"{tmp_path / 'obj.py'}:f", "--bounds", "0:1", "--output-dir", str(tmp_path)])
     with pytest.raises(ConfigError, match="--bounds"):
-        _cli(["--objective", f"{tmp_path / 'obj.py'}:f", "--output-dir", str(tmp_path)])
+        _cli(["--objective", f"{tmp_path / 'obj.py'}:f", "--direction", "minimize", "--output-dir", str(tmp_path)])
+    with pytest.raises(ConfigError, match="a benchmark is minimised"):
+        _cli(["--objective", "branin", "--direction", "maximize", "--output-dir", str(tmp_path)])
+
+
+# A user objective on a named space: it counts its calls in a file, fails on one point, and can be told to die.
+OBJECTIVE = """
+import json, math, os
+from pathlib import Path
+
+CALLS = Path(__file__).with_name("calls.txt")
+
+
+def loss(p):
+    with CALLS.open("a") as fh:
+        fh.write(json.dumps(p) + "\\n")
+    n = len(CALLS.read_text().splitlines())
+    if n == int(os.environ.get("DIE_AT", "0")):
+        raise KeyboardInterrupt  # the run is killed while evaluating this point
+    if p["act"] == "tanh" and p["layers"] == 1:
+        return None  # a failed evaluation
+    value = (math.log10(p["lr"]) + 2) ** 2 + (p["layers"] - 3) ** 2 / 4 + (p["act"] != "gelu")
+    return {"value": value, "latency": p["layers"] * 10.0} if os.environ.get("CONSTRAINED") else value
+"""
+SPACE = {
+    "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+    "layers": {"type": "int", "low": 1, "high": 6},
+    "act": {"type": "categorical", "choices": ["relu", "gelu", "tanh"]},
+}
+
+
+def named_run(tmp_path, budget: int, *extra: str) -> dict:
+    (tmp_path / "obj.py").write_text(OBJECTIVE)
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    argv = ["--objective", f"{tmp_path / 'obj.py'}:loss", "--space", str(tmp_path / "space.json")]
+    argv += ["--direction", "minimize", "--n-init", "4", "--budget", str(budget)]
+    argv += ["--output-dir", str(tmp_path / "run")]
+    assert _cli([*argv, *extra]) == 0
+    return json.loads((tmp_path / "run" / "log.json").read_text())
+
+
+def calls(tmp_path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "calls.txt").read_text().splitlines()]
+
+
+def test_cli_named_space_gives_dicts_and_records_failures(tmp_path):
+    log = named_run(tmp_path, 8)
+    assert len(log["evaluations"]) == 8 and log["complete"] and log["direction"] == "minimize"
+    for e in log["evaluations"]:
+        assert set(e["params"]) == {"lr", "layers", "act"} and e["params"]["act"] in ("relu", "gelu", "tanh")
+    assert [e["params"] for e in log["evaluations"]] == calls(tmp_path)
+    ok = [e["y"] for e in log["evaluations"] if e["y"] is not None]
+    assert log["best_y"] == min(ok) and log["n_failed"] == 8 - len(ok)
+
+
+def test_cli_resume_repeats_no_evaluation(tmp_path):
+    first = named_run(tmp_path, 6)
+    assert len(calls(tmp_path)) == 6
+    with pytest.raises(ConfigError, match="pass --resume"):
+        named_run(tmp_path, 9)
+    log = named_run(tmp_path, 9, "--resume")
+    assert len(calls(tmp_path)) == 9  # three new evaluations, none repeated
+    assert log["evaluations"][:6] == first["evaluations"]
+    assert [e["params"] for e in log["evaluations"]] == calls(tmp_path)
+    with pytest.raises(ConfigError, match="other settings: seed"):
+        named_run(tmp_path, 12, "--resume", "--seed", "1")
+
+
+def test_cli_killed_run_loses_no_evaluated_point_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIE_AT", "7")
+    with pytest.raises(KeyboardInterrupt):
+        named_run(tmp_path, 10)
+    log = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert len(log["evaluations"]) == 6 and not log["complete"]  # every point evaluated before the kill is there
+    monkeypatch.delenv("DIE_AT")
+    log = named_run(tmp_path, 10, "--resume")
+    assert len(log["evaluations"]) == 10
+    assert len(calls(tmp_path)) == 11  # 6 kept, the killed one re-run once, 3 more
+    uninterrupted = tmp_path / "again"
+    uninterrupted.mkdir()
+    reference = named_run(uninterrupted, 10)
+    assert [e["params"] for e in log["evaluations"]] == [e["params"] for e in reference["evaluations"]]
+
+
+def test_cli_outcome_constraint(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSTRAINED", "1")
+    log = named_run(tmp_path, 10, "--constraint", "latency<=25")
+    assert log["outcome_constraints"] == {"latency": 25.0}
+    assert log["best_params"]["layers"] <= 2
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ConfigError, match="NAME<=BOUND"):
+        named_run(tmp_path / "x", 4, "--constraint", "latency<100")
