@@ -40,7 +40,11 @@ Deviations and choices:
   so no order between choices is implied; `"ordinal"` relaxes each categorical to cells of `[0, 1]` (one column,
   cheaper for many choices). Integers, stepped and log-scaled dims are cells of the unit interval (`space.py`),
   rounded by the maximiser's projection and polish.
-- GP hyper-parameters are warm-started from the previous fit, so refits take a few L-BFGS iterations.
+- GP hyper-parameters are warm-started from the previous fit, so refits take a few L-BFGS iterations. From n = 100
+  on they are re-optimised only once the data have grown by `_REFIT_GROWTH` (2 %) since the last optimisation
+  (every 2nd evaluation near n = 100, every 10th near n = 500); in between the GP is conditioned on all the data
+  with the last hyper-parameters. At n = 500 the marginal-likelihood optimisation is ~90 % of a proposal (0.8 of
+  0.9 s, profiled); below n = 100 nothing changes.
 - If fitting or the acquisition fails numerically (duplicates, degenerate data) the step falls back to a Sobol point
   and warns, rather than crashing the run. Until two evaluations have succeeded, steps are Sobol points.
 """
@@ -58,7 +62,7 @@ from torch.quasirandom import SobolEngine
 
 from rlsurrogate.blackbox.acquisition import Features, maximize_acquisition
 from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
-from rlsurrogate.blackbox.gp import GP_PRIORS, MIN_NOISE, CachedPosteriorGP, fit_gp
+from rlsurrogate.blackbox.gp import FIT_MAXITER, GP_PRIORS, MIN_NOISE, CachedPosteriorGP, fit_gp
 from rlsurrogate.errors import ConfigError
 
 __all__ = ["ACQUISITIONS", "BayesianOptimization", "expected_improvement", "fit_gp", "upper_confidence_bound"]
@@ -75,6 +79,9 @@ _QMC_SAMPLES = 128
 _MIN_FIT_POINTS = 2
 # Offsets the seed of the i-th point of one ask(n) (i >= 1) far from every step seed.
 _BATCH_SEED_STRIDE = 2**40
+# Hyper-parameters are re-optimised when the number of observations has grown by this fraction (at least one point)
+# since they were last optimised; see the module notes.
+_REFIT_GROWTH = 0.02
 
 
 def expected_improvement(mean: Tensor, sigma: Tensor, best_f: Tensor | float) -> Tensor:
@@ -183,6 +190,7 @@ class BayesianOptimization(SurrogateOptimizer):
         self.model: Any = None  # the objective's GP
         self.constraint_models: list[Any] = []  # one GP per outcome constraint
         self._hyper: list[dict | None] = [None] * (1 + len(self.outcome_constraints))
+        self._fitted_n = 0  # observations when the hyper-parameters were last optimised
 
     # -- ask -------------------------------------------------------------------------------------------------------
     def _ask_unit(self, n: int, seed: int) -> Tensor:
@@ -211,11 +219,21 @@ class BayesianOptimization(SurrogateOptimizer):
     def _fit(self) -> None:
         """Fits the objective's GP and one GP per outcome constraint, each warm-started from its previous fit."""
         F = self.features(self.U)  # n x D
+        grown = F.shape[0] - self._fitted_n  # observations since the hyper-parameters were last optimised
+        refit = any(h is None for h in self._hyper) or not 0 <= grown < max(1, int(_REFIT_GROWTH * self._fitted_n))
         targets = [self.Y_max, *self.C.T]
         models = [
-            fit_gp(F, y, gp_prior=self.gp_prior, min_noise=self.min_noise, warm_start=hyper)
+            fit_gp(
+                F,
+                y,
+                gp_prior=self.gp_prior,
+                min_noise=self.min_noise,
+                warm_start=hyper,
+                maxiter=FIT_MAXITER if refit else 0,
+            )
             for y, hyper in zip(targets, self._hyper)
         ]
+        self._fitted_n = F.shape[0] if refit else self._fitted_n
         self._hyper = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
         self.model, self.constraint_models = models[0], models[1:]
 
@@ -308,11 +326,13 @@ class BayesianOptimization(SurrogateOptimizer):
 
     # -- state -----------------------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_sobol": self.n_sobol, "hyper": self._hyper[0], "hyper_constraints": self._hyper[1:]}
+        hyper = {"hyper": self._hyper[0], "hyper_constraints": self._hyper[1:]}
+        return {"n_sobol": self.n_sobol, "fitted_n": self._fitted_n, **hyper}
 
     def _check_extra_state(self, extra: Any) -> None:
         super()._check_extra_state(extra)
         problems = check_int("state extra.n_sobol", extra.get("n_sobol"), 0)
+        problems += check_int("state extra.fitted_n", extra.get("fitted_n", 0), 0)
         hypers = [extra.get("hyper"), *extra.get("hyper_constraints", [None] * len(self.outcome_constraints))]
         if len(hypers) != len(self._hyper):
             problems.append(
@@ -329,5 +349,5 @@ class BayesianOptimization(SurrogateOptimizer):
             raise ConfigError(problems[0])
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        self.n_sobol = extra["n_sobol"]
+        self.n_sobol, self._fitted_n = extra["n_sobol"], extra.get("fitted_n", 0)  # states before fitted_n: refit
         self._hyper = [extra["hyper"], *extra.get("hyper_constraints", [None] * len(self.outcome_constraints))]

@@ -55,7 +55,7 @@ def fit_gp(
         gp_prior: "gamma" (Matern-5/2 + scale, Gamma priors) or "dim_scaled" (BoTorch's current default model).
         min_noise: Lower bound of the noise variance in standardised units.
         warm_start: Hyper-parameters of a previous fit (`model.state_dict()`) to start from.
-        maxiter: Cap on L-BFGS-B iterations.
+        maxiter: Cap on L-BFGS-B iterations; 0 keeps the `warm_start` hyper-parameters (the GP is only conditioned).
 
     Returns:
         The fitted model in eval mode.
@@ -79,7 +79,8 @@ def fit_gp(
     if warm_start is not None:
         hyper = {k: v for k, v in warm_start.items() if not k.startswith("outcome_transform")}
         model.load_state_dict(hyper, strict=False)
-    fit_hyperparameters(model, maxiter=maxiter)
+    if maxiter > 0:
+        fit_hyperparameters(model, maxiter=maxiter)
     return model.eval()
 
 

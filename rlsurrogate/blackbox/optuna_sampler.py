@@ -80,8 +80,8 @@ class OptunaSampler(optuna.samplers.BaseSampler):
         self._bo_kwargs = bo_kwargs
         self._independent_sampler = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
         self._intersection = optuna.search_space.IntersectionSearchSpace()
-        # GP hyper-parameters of the last proposal, keyed by the search space they were fitted on.
-        self._hyper_cache: tuple[Any, list] | None = None
+        # GP hyper-parameters of the last proposal (and the n they were optimised at), keyed by the search space.
+        self._hyper_cache: tuple[Any, list, int] | None = None
         # Builds the optimizer once with these arguments so that a bad keyword is refused here, not mid-study.
         BayesianOptimization([[0.0], [1.0]], n_init=max(n_startup_trials, 1), **bo_kwargs)
 
@@ -115,7 +115,7 @@ class OptunaSampler(optuna.samplers.BaseSampler):
         )
         key = (tuple(space.dims), tuple(constraint_names))
         if self._hyper_cache is not None and self._hyper_cache[0] == key:
-            opt._hyper = list(self._hyper_cache[1])  # warm start, as GPSampler's kernel-parameter cache
+            opt._hyper, opt._fitted_n = list(self._hyper_cache[1]), self._hyper_cache[2]  # as GPSampler's cache
         if complete:
             params = [_params(t, names) for t in complete]
             C = [[t.constraints[c] for c in constraint_names] for t in complete] if constraint_names else None
@@ -129,7 +129,7 @@ class OptunaSampler(optuna.samplers.BaseSampler):
             opt.set_pending(pending)
         opt.n_sobol = opt.step = trial.number  # the trial's own Sobol point and per-step seed
         x = opt.ask(1)
-        self._hyper_cache = (key, list(opt._hyper))
+        self._hyper_cache = (key, list(opt._hyper), opt._fitted_n)
         return opt.space.decode(x)[0]
 
     def sample_independent(

@@ -231,3 +231,32 @@ def test_invalid_arguments_list_every_problem():
             [[0.0], [1.0]], acquisition="pi", gp_prior="flat", categorical_encoding="hash", num_restarts=0
         )
     assert len(err.value.problems) == 4
+
+
+def test_hyperparameters_reoptimised_every_step_below_100_then_as_the_data_grow_by_2_percent(monkeypatch):
+    import rlsurrogate.blackbox.bo as bo_module
+
+    maxiters, sizes = [], []
+
+    def spy(F, y, **kwargs):
+        maxiters.append(kwargs["maxiter"])
+        sizes.append(F.shape[0])
+        return fit_gp(F, y, **kwargs)
+
+    monkeypatch.setattr(bo_module, "fit_gp", spy)
+    opt = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=5, **FAST)
+    X = torch.rand(150, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = lambda X: -((X - 0.3) ** 2).sum(-1)  # noqa: E731
+    opt.tell(X[:50], f(X[:50]))
+    for n_told in (50, 150):
+        opt.tell(X[opt.Y.numel() : n_told], f(X[opt.Y.numel() : n_told]))
+        for _ in range(4):
+            x = opt.ask(1)
+            opt.tell(x, f(x))
+    assert sizes == [50, 51, 52, 53, 150, 151, 152, 153]  # the GP always sees every observation
+    refit = [m > 0 for m in maxiters]
+    assert refit == [True] * 5 + [False, False, True]  # int(0.02 * 150) = 3 points between optimisations
+    state = opt.state_dict()
+    again = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=5, **FAST)
+    again.load_state_dict(state)
+    assert again._fitted_n == opt._fitted_n == 153
