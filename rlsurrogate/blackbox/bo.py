@@ -245,7 +245,7 @@ class BayesianOptimization(SurrogateOptimizer):
 
             D = self.features.dim
             box = torch.stack([torch.zeros(D), torch.ones(D)]).double()
-            options = {"seed": seed % (2**31), "batch_limit": 32, "maxiter": 100}
+            options: dict[str, bool | float | int | str] = {"seed": seed % (2**31), "batch_limit": 32, "maxiter": 100}
             F, _ = optimize_acqf(
                 acqf, box, q=1, num_restarts=self.num_restarts, raw_samples=self.raw_samples, options=options
             )
@@ -288,7 +288,7 @@ class BayesianOptimization(SurrogateOptimizer):
                 return ExpectedImprovement(model, best_f)
             return UpperConfidenceBound(model, self.beta)
         sampler = SobolQMCNormalSampler(torch.Size([_QMC_SAMPLES]), seed=seed % (2**31))
-        model, mc = self.model, {}
+        model, mc = self.model, dict[str, Any]()
         if self.constraint_models:
             from botorch.acquisition.objective import GenericMCObjective
             from botorch.models import ModelListGP

@@ -1,6 +1,7 @@
 """`BayesianOptimization` as an Optuna sampler: switch a study to it with one line and keep the rest of Optuna.
 
     import optuna
+import torch
     from rlsurrogate.blackbox.optuna_sampler import OptunaSampler
 
     study = optuna.create_study(direction="minimize", sampler=OptunaSampler(seed=0))
@@ -29,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
+import torch
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -46,17 +48,18 @@ _MAX_SEED = 2**31
 class OptunaSampler(optuna.samplers.BaseSampler):
     """An Optuna sampler that proposes with rlsurrogate's `BayesianOptimization` (GP, LogEI by default).
 
-    Args:
-        seed: Seed of the Sobol design, of every acquisition optimisation and of the independent sampler
-            (None: a random one, as Optuna's samplers).
-        n_startup_trials: Trials proposed by the Sobol design before the GP is used (GPSampler's default, 10).
-        independent_sampler: Sampler for parameters outside the joint search space (default `RandomSampler`).
-        **bo_kwargs: Passed to `BayesianOptimization` (acquisition, gp_prior, num_restarts, raw_samples, ...).
+        Args:
+            seed: Seed of the Sobol design, of every acquisition optimisation and of the independent sampler
+                (None: a random one, as Optuna's samplers).
+            n_startup_trials: Trials proposed by the Sobol design before the GP is used (GPSampler's default, 10).
+            independent_sampler: Sampler for parameters outside the joint search space (default `RandomSampler`).
+            **bo_kwargs: Passed to `BayesianOptimization` (acquisition, gp_prior, num_restarts, raw_samples, ...).
 
-    Example:
-        >>> import optuna
-        >>> study = optuna.create_study(sampler=OptunaSampler(seed=0, n_startup_trials=3))
-        >>> study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2 + t.suggest_int("k", 0, 3), n_trials=6)
+        Example:
+            >>> import optuna
+    import torch
+            >>> study = optuna.create_study(sampler=OptunaSampler(seed=0, n_startup_trials=3))
+            >>> study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2 + t.suggest_int("k", 0, 3), n_trials=6)
     """
 
     def __init__(
@@ -118,7 +121,9 @@ class OptunaSampler(optuna.samplers.BaseSampler):
             opt._hyper, opt._fitted_n = list(self._hyper_cache[1]), self._hyper_cache[2]  # as GPSampler's cache
         if complete:
             params = [_params(t, names) for t in complete]
-            C = [[t.constraints[c] for c in constraint_names] for t in complete] if constraint_names else None
+            C = None
+            if constraint_names:
+                C = torch.tensor([[t.constraints[c] for c in constraint_names] for t in complete], dtype=torch.float64)
             opt.tell(params, [t.value for t in complete], constraints=C)
         failed = [_params(t, names) for t in trials if t.state == TrialState.FAIL and _covers(t, names)]
         if failed:

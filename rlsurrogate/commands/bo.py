@@ -270,6 +270,8 @@ def _load_callable(spec: str) -> Callable:
         if not path.is_file():
             raise ConfigError(f"--objective {spec!r}: file {path} does not exist.")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ConfigError(f"--objective {spec!r}: cannot load {path} as a Python module.")
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     else:
