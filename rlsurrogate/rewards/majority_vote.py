@@ -14,11 +14,10 @@ For completion i of a group of G completions of one prompt:
   value is r = b, and every number in E is given in the prompt or was stated earlier in the completion as a result;
   and nothing but closing punctuation follows the box (`ends_after_box`). "Tom has 2 + 5 = 7 apples. \\boxed{7}"
   passes; "2 + 5 = 7. \\boxed{12}", "2 + 5 = 8. \\boxed{8}", "1 * 7 = 7. \\boxed{7}" (1 is not in the prompt),
-  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. *Right work* that is not
-  self-consistent earns `partial_credit`: the last equation of the completion is grounded and right, and no box
-  contradicts it (no box, or one box holding its result with text after it), e.g. "Tom has 2 + 5 = 7 apples." This
-  pays for the arithmetic before the model boxes anything. Everything else earns 0: wrong or ungrounded work, a bare
-  box, a box that contradicts the work, several boxes, an empty box, nothing computed.
+  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. A *clean box* that is not
+  self-consistent, one box holding one plain number with nothing after it ("\\boxed{7}", "2 + 5 = 8. \\boxed{8}"),
+  earns `partial_credit`: this bootstraps boxing (the model boxes ~15 % of its answers before training). Everything
+  else earns 0: no box, several boxes, an empty box or one holding text, text after the box.
 - V_i = 1[y_i = ŷ] (TTRL's reward), where only self-consistent completions (F_i = 1) answer: y_i is their boxed
   number. ŷ is the most common answer of the group when at least `min_votes` completions give it and no other answer
   is as common; otherwise the group has no pseudo-label and V = 0 for all of it.
@@ -35,10 +34,12 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
 - Partial credit for an empty box after a right computation (a stepping stone) taught "4 + 7 = 11\\n\\nThe answer
   is \\boxed{}." and drove P("{}" | "\\boxed") to 1.00: no box was ever filled. Hence: no credit for empty boxes.
 - Partial credit for any non-empty box was hacked into nested boxes ("\\boxed{ \\boxed{ \\boxed{ \\text{...").
-- Partial credit for one clean number box even when it repeated wrong work let the arithmetic decay ("7 + 5 = 6
-  ... \\boxed{6}", boxed rate 1.0, accuracy 0.125).
 - Partial credit (0.2) for bare answers only (one clean number box, nothing computed) collapsed within 8 steps to
-  "\\boxed{ 28 }" for every prompt (mean length 8 tokens, accuracy 0). Hence: partial credit only for right work.
+  "\\boxed{ 28 }" for every prompt (mean length 8 tokens, accuracy 0).
+- Partial credit (0.5) for right work, boxed or not, taught the model to stop boxing: boxed rate 0.156 -> 0 by step
+  8, accuracy 0.062 -> 0 (right sums, never boxed).
+- Partial credit (0.2) for any clean number box, this reward, boxed every held-out answer cleanly ("7 + 5 = 6\\n
+  The answer is \\boxed{6}"), but most sums in the box are wrong: accuracy 0.125 after 24 steps (seed 0).
 
 Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
 are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
@@ -56,8 +57,8 @@ Failure modes (each has a test in tests/rewards/test_majority_vote.py):
    (the quickstart logs `accuracy`).
 3. No consensus, no vote: groups whose self-consistent answers all differ (or that have none) get V = 0.
 4. A group of one (greedy evaluation) has no vote: there the reward measures the format term alone.
-5. Shown work is required: a right bare "\\boxed{7}" earns nothing, like a wrong one; a right computation left
-   unboxed earns only `partial_credit`.
+5. The format pays without the content: a clean box after wrong work ("2 + 5 = 8. \\boxed{8}") earns
+   `partial_credit`, as much as a right bare box; only right, shown work earns the full score and the vote.
 
 Metrics: `rewards/majority_vote/mean` (TRL, from `__name__`) and `majority_vote/label_share` (logged through TRL's
 `log_metric`: the share of groups in the call that had a pseudo-label).
@@ -167,7 +168,7 @@ def group_runs(prompts: Sequence[Any], num_generations: int | None = None) -> li
 def make_majority_vote(
     *,
     vote_weight: float = 1.0,
-    partial_credit: float = 0.5,
+    partial_credit: float = 0.2,
     min_votes: int = 2,
     num_generations: int | None = None,
 ) -> _MajorityVoteReward:
@@ -175,15 +176,15 @@ def make_majority_vote(
 
     Args:
         vote_weight: weight of the agreement term V_i (TTRL's reward); 0 leaves the format term alone.
-        partial_credit: format score in [0, 1) of right work that is not self-consistent (no box, or text after it).
+        partial_credit: format score in [0, 1) of a clean number box that is not self-consistent.
         min_votes: completions that must agree for a pseudo-label (>= 2, so that one answer never votes alone).
         num_generations: G, the completions per prompt; the recipe fills it from `generation.num_generations`.
 
     Example:
         >>> reward = make_majority_vote()
         >>> q = "Tom has 3 apples and gets 4 more."
-        >>> reward(prompts=[q] * 3, completions=["3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}", "3 + 4 = 7"])
-        [2.0, 2.0, 0.5]
+        >>> reward(prompts=[q] * 3, completions=["3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}", "\\\\boxed{8}"])
+        [2.0, 2.0, 0.2]
     """
     problems = []
     if isinstance(vote_weight, bool) or not isinstance(vote_weight, int | float) or not 0 <= vote_weight <= 100:
@@ -192,7 +193,7 @@ def make_majority_vote(
         )
     if isinstance(partial_credit, bool) or not isinstance(partial_credit, int | float) or not 0 <= partial_credit < 1:
         problems.append(
-            f"majority_vote.partial_credit = {partial_credit!r}: must be a number in [0, 1); 0.5 is the default, 0 "
+            f"majority_vote.partial_credit = {partial_credit!r}: must be a number in [0, 1); 0.2 is the default, 0 "
             "turns it off."
         )
     if isinstance(min_votes, bool) or not isinstance(min_votes, int) or min_votes < 2:
@@ -235,7 +236,7 @@ class _MajorityVoteReward:
             for i in group:
                 if answers[i] is not None:
                     rewards[i] = 1.0 + self.vote_weight * float(answers[i] == label)
-                elif _right_work(texts[i], prompt_texts[i]):
+                elif _clean_number_box(texts[i]):
                     rewards[i] = self.partial_credit
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and groups:
@@ -243,12 +244,15 @@ class _MajorityVoteReward:
         return rewards
 
 
-def _right_work(text: str, prompt: str) -> bool:
-    """The last equation is grounded and right, and no box contradicts it (no box, or one box holding its result)."""
-    value = _last_computation(text, prompt, len(text))
-    if value is None or _BOXED not in text:
-        return value is not None
-    return text.count(_BOXED) == 1 and parse_plain_number(last_boxed(text) or "") == value
+def _clean_number_box(text: str) -> bool:
+    """One box, holding one plain number, with nothing but closing punctuation after it."""
+    content = last_boxed(text)
+    return (
+        text.count(_BOXED) == 1
+        and content is not None
+        and ends_after_box(text)
+        and parse_plain_number(content) is not None
+    )
 
 
 def _box_end(text: str) -> int | None:

@@ -91,22 +91,22 @@ def test_reward_levels():
     completions = [
         "Tom has 2 + 5 = 7 apples. \\boxed{7}",  # self-consistent, agrees with the majority: 1 + 1
         "2 + 5 = \\boxed{7}",  # self-consistent, agrees: 1 + 1
-        "\\boxed{7}",  # a bare answer (nothing computed): nothing
-        "Tom has 2 + 5 = 7 apples. \\boxed{12}",  # the box contradicts the work: nothing
-        "Tom has 2 + 5 = 8 apples. \\boxed{8}",  # wrong work: nothing
+        "\\boxed{7}",  # a clean box, nothing computed: partial
+        "Tom has 2 + 5 = 7 apples. \\boxed{12}",  # a clean box contradicting the work: partial
+        "Tom has 2 + 5 = 8 apples. \\boxed{8}",  # a clean box after wrong work: partial
         "\\boxed{7}\n\\endboxers \\begin",  # text goes on after the box: nothing
         "\\boxed{ \\boxed{ 7}}",  # nested boxes: nothing
         "The answer is \\boxed{ }.",  # empty box: nothing
-        "Tom has 2 + 5 = 7 apples.",  # right work, no box: partial
-        "Tom has 2 + 5 = 7 apples. \\boxed{7} \\endboxers",  # right work, its box, text after it: partial
-        "Tom has 2 + 5 = 8 apples.",  # wrong work, no box: nothing
+        "Tom has 2 + 5 = 7 apples.",  # right work, no box: nothing
+        "Tom has 2 + 5 = 7 apples. \\boxed{7} \\endboxers",  # right work, its box, text after it: nothing
+        "The answer is \\boxed{seven}.",  # a box holding no plain number: nothing
     ]
-    expected = [2.0, 2.0, 0, 0, 0, 0, 0, 0, 0.5, 0.5, 0]
+    expected = [2.0, 2.0, 0.2, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
     assert _call(make_majority_vote(), completions) == pytest.approx(expected)
 
 
 def test_vote_weight_and_partial_credit():
-    completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = 7. \\boxed{7}", "2 + 5 = 7"]
+    completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = 7. \\boxed{7}", "\\boxed{4}"]
     assert _call(make_majority_vote(vote_weight=0.5, partial_credit=0.0), completions) == pytest.approx([1.5, 1.5, 0])
     assert _call(make_majority_vote(partial_credit=0.25), completions) == pytest.approx([2.0, 2.0, 0.25])
 
@@ -156,13 +156,14 @@ def test_failure_mode_group_of_one_scores_the_format_alone():
     # Greedy evaluation: one completion per prompt, all prompts different. No vote; the format term remains.
     prompts = [Q, "What is 1 + 1?", "What is 2 + 2?"]
     completions = ["2 + 5 = 7. \\boxed{7}", "1 + 1 = 2", "\\boxed{4}"]
-    assert _call(make_majority_vote(num_generations=8), completions, prompts=prompts) == pytest.approx([1.0, 0.5, 0])
+    assert _call(make_majority_vote(num_generations=8), completions, prompts=prompts) == pytest.approx([1.0, 0, 0.2])
 
 
-def test_failure_mode_shown_work_is_required():
-    # Gold is 7: right bare boxes earn what a wrong one does, and less than right work left unboxed.
-    completions = ["\\boxed{7}", "\\boxed{7}", "\\boxed{9}", "2 + 5 = 7, so Tom has 7 apples."]
-    assert _call(make_majority_vote(), completions) == pytest.approx([0, 0, 0, 0.5])
+def test_failure_mode_the_format_pays_without_the_content():
+    # Gold is 7: a clean box after wrong work earns what a right bare box does; only right shown work earns more.
+    completions = ["2 + 5 = 8. \\boxed{8}", "\\boxed{7}", "\\boxed{9}", "2 + 5 = 7, so \\boxed{7}"]
+    rewards = _call(make_majority_vote(), completions)
+    assert rewards[:3] == pytest.approx([0.2, 0.2, 0.2]) and rewards[3] == pytest.approx(1.0)
 
 
 def test_measured_collapse_earns_nothing():
