@@ -6,7 +6,7 @@ peak resident memory are that process's, read with `os.wait4`), then `rlsurrogat
 and over seeds: accuracy before and after (the recipe's gold `accuracy` reward: the last box checked against the
 answer), boxed rate, `clean_share`, wall seconds and peak RSS. The last line is JSON.
 
-    flock /tmp/rlsurrogate-cpu.lock python scripts/bench_quickstart.py        # 3 seeds, ~20 min on 2 idle cores
+    flock /tmp/rlsurrogate-cpu.lock python scripts/bench_quickstart.py        # 3 seeds, ~25 min on 2 cores
     python scripts/bench_quickstart.py --seeds 0 --set training.max_steps=2   # smoke run
 
 `clean_share` is the share of held-out completions that end with their answer and hold no garbage (`is_clean`):
