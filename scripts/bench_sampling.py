@@ -13,6 +13,7 @@ run has generated `--budget` completion tokens (counted by the sampler, all roun
 - the zero-variance share of the trained groups (`sampling/zero_var_share_after`) and of all generated groups;
 - groups with signal trained on per 1,000 generated tokens;
 - the held-out gold metric at the end: the reward on `--eval-prompts` held-out problems of the same mix, greedy;
+  and, once, the same evaluation of the untrained model (`heldout_gold_before`);
 - the sampler's overhead per step (`sampling/overhead_s` over TRL's `step_time`), and for `predictive` the
   calibration of the GP (predicted vs observed within-group variance of the chosen prompts: Pearson correlation,
   mean absolute error, and the observed variance per predicted-variance tercile).
@@ -36,6 +37,7 @@ from typing import Any
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "predictive_sampling_cpu.yaml"
 METHODS = ("uniform", "dynamic", "predictive")
+BEFORE = "before"  # the cache entry of the untrained model's held-out evaluation
 # Settings per method on top of the recipe; predictive keeps the recipe's.
 METHOD_OVERRIDES = {
     "uniform": ["sampling.name=uniform", "sampling.params={}"],
@@ -61,6 +63,11 @@ def main() -> None:
     started = time.perf_counter()
     if not args.report_only:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        if (BEFORE, 0, args.budget) not in runs:
+            print("[bench_sampling] held-out evaluation of the untrained model ...", flush=True)
+            runs[(BEFORE, 0, args.budget)] = evaluate_before(args.budget, args.eval_prompts)
+            with cache.open("a") as f:
+                f.write(json.dumps(runs[(BEFORE, 0, args.budget)]) + "\n")
         for seed in args.seeds:
             for method in args.methods:
                 if (method, seed, args.budget) in runs:
@@ -72,6 +79,10 @@ def main() -> None:
                     f.write(json.dumps(result) + "\n")
     chosen = {k: v for k, v in runs.items() if k[0] in args.methods and k[1] in args.seeds and k[2] == args.budget}
     summary = report(chosen, args)
+    before = runs.get((BEFORE, 0, args.budget))
+    summary["heldout_gold_before"] = before["heldout"].get(before["gold"]) if before else None
+    if before:
+        print(f"untrained model's held-out gold (same prompts and evaluation): {summary['heldout_gold_before']:.3f}")
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary))
 
@@ -145,6 +156,25 @@ def run_one(method: str, seed: int, budget: int, eval_prompts: int) -> dict[str,
         "pairs": pairs,
         "train_s": round(train_s, 1),
     }
+
+
+def evaluate_before(budget: int, eval_prompts: int) -> dict[str, Any]:
+    """The held-out evaluation of `run_one`, on the untrained model."""
+    from rlsurrogate.build import load
+    from rlsurrogate.evaluation import EvalRewards, evaluate_model
+    from rlsurrogate.models import load_model
+    from rlsurrogate.tasks.loaders import load_data
+
+    recipe, resolved = load(RECIPE)
+    data = load_data(recipe.data)
+    model, tokenizer = load_model(recipe.model.name, recipe.model.dtype)
+    names, funcs = list(resolved.reward_names), list(resolved.rewards)
+    rewards = EvalRewards(names, funcs, list(resolved.gold), list(resolved.weights))
+    evaluation = evaluate_model(
+        model, tokenizer, data.eval_rows[:eval_prompts], rewards, recipe.generation.max_completion_length
+    )
+    gold = resolved.reward_names[[i for i, g in enumerate(resolved.gold) if g][0]]
+    return {"method": BEFORE, "seed": 0, "budget": budget, "heldout": evaluation["metrics"], "gold": gold}
 
 
 def _keep(key: str) -> bool:
