@@ -4,7 +4,7 @@ A group of G completions teaches GRPO and DisCO only through the within-group va
 2025, arXiv 2503.15477, Def. of reward variance; for a 0/1 reward with success probability p the variance is
 p(1-p)). Dynamic sampling (DAPO) pays for the zero-variance groups it drops; this sampler predicts the variance of
 each candidate from the prompt's features and the variances observed so far, and generates for the prompts with the
-highest predicted signal. It turns the surrogate core (`rlsurrogate.blackbox.bo.fit_gp`) into the RL loop's sampler.
+highest predicted signal. It turns the surrogate core (`rlsurrogate.blackbox.gp.fit_gp`) into the RL loop's sampler.
 
 Each round:
 1. Candidate pool: `pool_factor` x the round's prompts, fresh from the sampler's seeded stream over the dataset, so
@@ -57,7 +57,8 @@ from typing import Any
 
 import torch
 
-from rlsurrogate.blackbox.bo import fit_gp, upper_confidence_bound
+from rlsurrogate.blackbox.bo import upper_confidence_bound
+from rlsurrogate.blackbox.gp import fit_gp
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.sampling.base import PromptStream, Sampler, SamplingContext, check_max_rounds, sampler_config
 
