@@ -3,7 +3,7 @@
 Two measurements:
 1. micro: the `RewardVarianceMonitor` alone on synthetic `ScoredBatch`es of realistic sizes (the CPU quickstart's
    8 prompts x G=8 x 3 rewards up to a large GPU batch of 256 prompts x G=16 x 4 rewards), median of many calls;
-2. real: a few GRPO steps of `recipes/format_length_cpu.yaml` (the CPU quickstart: the embedded SmolLM2-135M,
+2. real: a few GRPO steps of `recipes/format_length_cpu.yaml` (the Format-Length CPU recipe: the embedded SmolLM2-135M,
    8 prompts x 8 completions x 64 tokens) with the monitor as a score listener, timing the listener inside the
    run and every optimizer step with a trainer callback. `--tiny` swaps in a tiny random model (fast check; its
    steps are ~100x shorter, so its share is a pessimistic bound).
@@ -32,7 +32,7 @@ from rlsurrogate.objectives.base import ScoredBatch
 REPO = Path(__file__).resolve().parents[1]
 # (prompts, G, rewards): the CPU quickstart, a mid-size run, a large vLLM run.
 MICRO_SIZES = [(8, 8, 3), (64, 8, 4), (256, 16, 4)]
-# The quickstart's step time on 2 CPU cores (recipes/format_length_cpu.yaml header), for the micro table.
+# The Format-Length CPU recipe's step time on 2 CPU cores (recipes/format_length_cpu.yaml header), for the micro table.
 QUICKSTART_STEP_S = 18.0
 
 

@@ -1,15 +1,15 @@
 """DisCO vs GRPO (TRL's default loss) on the built-in arithmetic task with the embedded SmolLM2-135M-Instruct.
 
 Both objectives train the same model from the same seeds for the same number of steps on one CPU process, in the
-quickstart's setting (recipes/quickstart.yaml): the `boxed_number` reward (1 for exactly one plain boxed number, 0.2
-for any other box, 0 otherwise) is GRPO's reward, and DisCO's 0/1 label is that reward binarized at
-`--label-threshold` (default 1.0: "one plain boxed number"). The model starts at 0 held-out accuracy and 0 boxed
-rate, and neither reward sees the answer; the strict accuracy reward gives both objectives no signal at all on this
-model (no sampled completion is correct), so it cannot separate them. Each optimizer step takes `--prompts` prompt
-groups in one micro-batch. Printed per objective: held-out greedy accuracy and boxed rate after training, mean
-training reward over all steps and over the last third, steps until the 3-step running mean of the training reward
-first reaches `--target`, and the median step time (TRL's `step_time`: generation, scoring, forward and backward).
-The last line is JSON.
+format-only quickstart's setting (recipes/quickstart_format_only.yaml): the `boxed_number` reward (1 for exactly one
+plain boxed number, 0.2 for any other box, 0 otherwise) is GRPO's reward, and DisCO's 0/1 label is that reward
+binarized at `--label-threshold` (default 1.0: "one plain boxed number"). The model starts at 0 held-out accuracy and 0
+boxed rate, and neither reward sees the answer; the strict accuracy reward gives both objectives no signal at all on
+this model (no sampled completion is correct), so it cannot separate them. Each optimizer step takes `--prompts` prompt
+groups in one micro-batch. Printed per objective: held-out greedy accuracy and boxed rate after training, mean training
+reward over all steps and over the last third, steps until the 3-step running mean of the training reward first reaches
+`--target`, and the median step time (TRL's `step_time`: generation, scoring, forward and backward). The last line is
+JSON.
 
     nice -n 10 python scripts/bench_objectives.py                      # 3 seeds x 15 steps, ~45 min on 2 cores
     nice -n 10 python scripts/bench_objectives.py --seeds 0 --steps 4  # smoke run
@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any
 
-REWARD = ("boxed_number", {"single_box": True, "partial_credit": 0.2})  # the quickstart's reward
+REWARD = ("boxed_number", {"single_box": True, "partial_credit": 0.2})  # the format-only quickstart's reward
 
 
 def objectives(label_threshold: float) -> dict[str, tuple[str, dict[str, Any]]]:
