@@ -66,6 +66,16 @@ class Features:
     def dim(self) -> int:
         return self.space.n_features if self.one_hot else self.space.dim
 
+    @property
+    def categorical_columns(self) -> Tensor:
+        """`D` booleans: which feature columns belong to a one-hot categorical block (none when ordinal)."""
+        mask = [
+            self.one_hot and dim.kind == "categorical"
+            for dim in self.space.dims
+            for _ in range(dim.n_choices if self.one_hot and dim.kind == "categorical" else 1)
+        ]
+        return torch.tensor(mask, dtype=torch.bool)
+
     def column(self, j: int) -> int:
         """The first feature column of dim `j`."""
         if not self.one_hot:

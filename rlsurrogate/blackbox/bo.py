@@ -38,8 +38,14 @@ Deviations and choices:
   perturbations of the best observed points; in mixed spaces, projection to valid points and a discrete polish.
 - Categoricals are one-hot encoded for the GP (`categorical_encoding="onehot"`, one ARD lengthscale per choice),
   so no order between choices is implied; `"ordinal"` relaxes each categorical to cells of `[0, 1]` (one column,
-  cheaper for many choices). Integers, stepped and log-scaled dims are cells of the unit interval (`space.py`),
-  rounded by the maximiser's projection and polish.
+  cheaper for many choices). The one-hot columns get their own lengthscale prior (`gp.py`, mode sqrt 2: a change of
+  category at kernel distance 1, as in Optuna's GPSampler). Under the unit-cube prior (mode 1/3) the fitted one-hot
+  lengthscales sat at 0.33-0.35 on `mixed_tuning` (seeds 0, 1, 7, 8 inspected), a change of category lay at distance
+  ~4.3 (Matern correlation ~0.003), so every optimizer / activation pair was modelled on its own and the search
+  stayed in the pair it first found good; GPSampler fits Hamming lengthscales 1.3-1.8 there (correlation ~0.7-0.8).
+  `mixed_tuning` median log10 regret after 60 evaluations, 10 seeds: -1.29 before, -2.03 after (GPSampler -2.20);
+  stuck seeds 6/10 -> 4/10 (GPSampler 4/10). Integers, stepped and log-scaled dims are cells of the unit interval
+  (`space.py`), rounded by the maximiser's projection and polish.
 - GP hyper-parameters are warm-started from the previous fit, so refits take a few L-BFGS iterations. From n = 100
   on they are re-optimised only once the data have grown by `_REFIT_GROWTH` (2 %) since the last optimisation
   (every 2nd evaluation near n = 100, every 10th near n = 500); in between the GP is conditioned on all the data
@@ -230,6 +236,7 @@ class BayesianOptimization(SurrogateOptimizer):
                 min_noise=self.min_noise,
                 warm_start=hyper,
                 maxiter=FIT_MAXITER if refit else 0,
+                categorical_columns=self.features.categorical_columns,
             )
             for y, hyper in zip(targets, self._hyper)
         ]

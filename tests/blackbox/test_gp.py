@@ -73,3 +73,25 @@ def test_other_models_are_not_mirrored():
     U, Y = data(8, 2)
     model = SingleTaskGP(U, Y.unsqueeze(-1), covar_module=PeriodicKernel()).eval()
     assert CachedPosteriorGP.from_model(model) is None
+
+
+def test_one_hot_prior_shares_information_with_an_unseen_category():
+    """With one-hot columns marked, a category never observed is predicted from the others (correlation across a
+    change of category ~0.5 at the prior mode); under the unit-cube prior (mode 1/3) it stays near the prior mean."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(24, 1, generator=gen, dtype=torch.float64)
+    choice = torch.arange(24) % 2  # categories 0 and 1 observed, 2 never
+    F = torch.cat([x, torch.nn.functional.one_hot(choice, 3).double()], dim=1)
+    y = torch.sin(6 * x[:, 0])  # the same function in every category
+    grid = torch.linspace(0.05, 0.95, 19, dtype=torch.float64).unsqueeze(-1)
+    unseen = torch.cat([grid, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64).expand(19, 3)], dim=1)
+    truth = torch.sin(6 * grid[:, 0])
+    errors = {}
+    for marked in (True, False):
+        columns = torch.tensor([False, True, True, True]) if marked else None
+        model = fit_gp(F, y, categorical_columns=columns)
+        with torch.no_grad():
+            errors[marked] = float((model.posterior(unseen).mean.squeeze(-1) - truth).abs().mean())
+    constant = float((truth - y.mean()).abs().mean())  # the error of predicting the prior mean
+    assert errors[False] > 0.8 * constant, (errors, constant)
+    assert errors[True] < 0.7 * errors[False], (errors, constant)
