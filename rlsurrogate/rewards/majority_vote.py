@@ -81,8 +81,10 @@ __all__ = ["computed_answer", "ends_after_box", "group_runs", "majority_label", 
 
 _NUM = r"\d{1,50}(?:\.\d{1,50})?"
 _OP = r"[-+*/×÷]|\\times|\\cdot|\\div"
-# `E = r` or `E = \boxed`: E a flat expression of at least two numbers; r a (signed) number, possibly in `$`/`\(`.
-_EQUATION = re.compile(rf"({_NUM}(?:\s*(?:{_OP})\s*{_NUM})+)\s*=\s*\$?\s*(?:\\\(\s*)?(-?{_NUM}|\\boxed)")
+# `E = r` or `E = \boxed`: E a flat expression of at least two numbers (`_CHAIN`, matched whole so that a scan of
+# "1+1+1+..." stays linear), then `= r` (`_RESULT`): r a (signed) number, possibly in `$`/`\(`, or a box.
+_CHAIN = re.compile(rf"{_NUM}(?:\s*(?:{_OP})\s*{_NUM})+")
+_RESULT = re.compile(rf"\s*=\s*\$?\s*(?:\\\(\s*)?(-?{_NUM}|\\boxed)")
 _TOKEN = re.compile(rf"{_NUM}|{_OP}")
 # What may follow the final box in a clean ending: whitespace, sentence and LaTeX-math closers ("$", "\)", "\]").
 _CLEAN_TAIL = re.compile(r"[\s.!$\\)\]]*")
@@ -217,7 +219,7 @@ def make_majority_vote(
 
 class _MajorityVoteReward:
     __name__ = "majority_vote"
-    version = "1"
+    version = "2"
     # Read by rlsurrogate.build: this reward compares the completions of a group, so a group must not be split.
     needs_whole_groups = True
 
@@ -226,6 +228,11 @@ class _MajorityVoteReward:
         self.min_votes, self.num_generations = min_votes, num_generations
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        if len(prompts) != len(completions):
+            raise ValueError(
+                f"majority_vote: {len(prompts)} prompts for {len(completions)} completions; pass one prompt per "
+                "completion (TRL repeats each prompt num_generations times)."
+            )
         texts = [completion_text(c) for c in completions]
         prompt_texts = [completion_text(p) for p in prompts]
         answers = [computed_answer(t, p) for t, p in zip(texts, prompt_texts)]
@@ -268,20 +275,32 @@ def _box_end(text: str) -> int | None:
 
 def _last_computation(text: str, prompt: str, end: int) -> Fraction | None:
     """Value of the last equation `E = r` in `text[:end]` when it is grounded and right (r may be a box)."""
-    equations = list(_EQUATION.finditer(text, 0, end))
+    equations = _equations(text, end)
     if not equations:
         return None
     given = {Fraction(n) for n in re.findall(_NUM, prompt)}
-    given |= {Fraction(m[2]) for m in equations[:-1] if m[2] != _BOXED}  # earlier results may be operands
-    tokens = _TOKEN.findall(equations[-1][1])
+    given |= {Fraction(r) for _, r, _ in equations[:-1] if r != _BOXED}  # earlier results may be operands
+    expression, stated, stated_at = equations[-1]
+    tokens = _TOKEN.findall(expression)
     value = _evaluate(tokens)
-    stated = equations[-1][2]
     if value is None or not {Fraction(t) for t in tokens[::2]} <= given:
         return None
-    if stated == _BOXED:  # `E = \boxed{r}`: r is the first box's content
-        stated = last_boxed(text[: text.find("}", equations[-1].end()) + 1]) or ""
-        return value if parse_plain_number(stated) == value else None
+    if stated == _BOXED:  # `E = \boxed{r}`: r is the content of this (the completion's only) box
+        return value if parse_plain_number(last_boxed(text[stated_at:]) or "") == value else None
     return value if Fraction(stated) == value else None
+
+
+def _equations(text: str, end: int) -> list[tuple[str, str, int]]:
+    """(E, r, index of r) of each equation `E = r` in `text[:end]`, left to right, in one linear scan."""
+    equations, pos = [], 0
+    while (chain := _CHAIN.search(text, pos, end)) is not None:
+        result = _RESULT.match(text, chain.end(), end)
+        if result is None:
+            pos = chain.end()  # no start inside a chain can do better: its equation would end at the same place
+            continue
+        equations.append((chain[0], result[1], result.start(1)))
+        pos = result.end()
+    return equations
 
 
 def _evaluate(tokens: list[str]) -> Fraction | None:

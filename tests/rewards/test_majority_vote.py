@@ -4,6 +4,7 @@ the groups, the failure modes its docstring names, and the recipe checks that ke
 from __future__ import annotations
 
 import pickle
+import time
 from fractions import Fraction
 
 import pytest
@@ -46,6 +47,8 @@ def _call(reward, completions, prompts=None, **kwargs):
         ("2 + 5 = 7. \\boxed{7} or \\boxed{7}", None),  # two boxes
         ("2 + 5 = 7. \\boxed{7} apples and more", None),  # text after the box
         ("5 / 0 = 7. \\boxed{7}", None),  # division by zero
+        ("5 / 2 = \\boxed{\\frac{5}{2}}", Fraction(5, 2)),  # the box closes after the fraction's braces
+        ("5 / 2 = \\boxed{\\frac{5}{3}}", None),
     ],
 )
 def test_computed_answer(text, expected):
@@ -129,6 +132,21 @@ def test_label_share_is_logged():
     assert logged == {"majority_vote/label_share": pytest.approx(0.5)}
 
 
+def test_prompts_and_completions_must_pair_up():
+    with pytest.raises(ValueError, match="3 prompts for 4 completions"):
+        _call(make_majority_vote(), ["\\boxed{7}"] * 4, prompts=[Q] * 3)
+
+
+def test_long_arithmetic_runs_never_hang():
+    # A degenerate completion ("1+1+1+...", no `=`) must be scanned in linear time: a search that restarts inside
+    # the run is quadratic (64 KB took ~14 s).
+    for sep in ("+", " + "):
+        text = sep.join(["1"] * 20_000) + " \\boxed{7}"
+        start = time.perf_counter()
+        assert _call(make_majority_vote(), [text, text]) == pytest.approx([0.2, 0.2])
+        assert time.perf_counter() - start < 1.0
+
+
 # The failure modes named in the module docstring.
 
 
@@ -197,7 +215,7 @@ def test_bad_params_are_refused_with_the_field_named(params, field):
 def test_registered_picklable_and_versioned():
     reward = build_reward("majority_vote", {"num_generations": 2})
     clone = pickle.loads(pickle.dumps(reward))
-    assert clone.__name__ == "majority_vote" and reward.version == "1" and clone.num_generations == 2
+    assert clone.__name__ == "majority_vote" and reward.version == "2" and clone.num_generations == 2
     completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = \\boxed{7}"]
     assert _call(clone, completions) == _call(reward, completions) == pytest.approx([2.0, 2.0])
 
