@@ -209,6 +209,11 @@ def make_majority_vote(
             f"majority_vote.num_generations = {num_generations!r}: must be an integer >= 2 "
             "(the recipe's generation.num_generations)."
         )
+    elif num_generations is not None and isinstance(min_votes, int) and min_votes > num_generations:
+        problems.append(
+            f"majority_vote.min_votes = {min_votes}: more than the {num_generations} completions of a group "
+            f"(generation.num_generations), so no group could ever vote; use at most {num_generations}."
+        )
     if problems:
         raise ConfigError(problems)
     return _MajorityVoteReward(float(vote_weight), float(partial_credit), min_votes, num_generations)

@@ -200,6 +200,7 @@ def test_never_reads_the_answer_column():
     ("params", "field"),
     [
         ({"vote_weight": -1}, "vote_weight"),
+        ({"min_votes": 9, "num_generations": 8}, "min_votes"),  # no group of 8 could ever vote
         ({"vote_weight": True}, "vote_weight"),
         ({"partial_credit": 1.0}, "partial_credit"),
         ({"min_votes": 1}, "min_votes"),
