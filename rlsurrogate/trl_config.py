@@ -20,9 +20,15 @@ validation as any recipe, so every problem is reported at once. The mapping foll
   directory `trainer_output`), so the run is TRL's run. `bf16` keeps our default (on only with a bf16 GPU).
 - Held-out evaluation (ours; TRL has none by default) uses `dataset_test_split` when the config names it or sets an
   `eval_strategy`, else `data.num_eval` rows split off the training split; the run prints which.
+- A string where TRL reads a bool or a number (`use_peft: "false"`, `learning_rate: "1e-5"`) is converted as TRL's
+  HfArgumentParser converts it (argparse applies a field's type to a string default): `string_to_bool`, `int`,
+  `float`; a string neither reads is refused.
 - What has no equivalent is refused with the alternative, never dropped: launcher keys (`num_processes`,
   `accelerate_config`: use `accelerate launch`), `env`, multi-dataset mixtures, LoRA or bitsandbytes settings
-  without `use_peft` / `load_in_4bit`, `resume_from_checkpoint` (use `--resume`).
+  without `use_peft` / `load_in_4bit`, `resume_from_checkpoint` (use `--resume`). So are keys TRL 1.16 no longer
+  has (`torch_dtype`, `warmup_ratio`, `max_prompt_length`, ...) and the keys of open-r1's `grpo.py`, which TRL's
+  script would drop without a word; open-r1's `system_prompt` and `dataset_prompt_column` map onto
+  `data.system_prompt` and `data.template`.
 
 For a recipe (not TRL's format), `normalize` moves nothing and names each top-level key that belongs elsewhere:
 a GRPOConfig field gets "put it under `training:`", a TRL key the recipe field it maps to.
@@ -31,6 +37,10 @@ a GRPOConfig field gets "put it under `training:`", a TRL key the recipe field i
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +119,44 @@ _INIT_KWARGS |= {"trust_remote_code": "trust_remote_code"}
 # `trl` CLI keys passed to `accelerate launch` (trl/cli/commands/training.py), which a config may carry.
 _LAUNCHER_KEYS = ("num_processes", "accelerate_config", "config_file", "num_machines", "mixed_precision", "multi_gpu")
 _RECIPE_SECTIONS = ("model", "data", "rewards")
+# Keys of older TRL / transformers, and of open-r1's GRPO script (open_r1/configs.py), that TRL 1.16's script would
+# drop without a word (it parses with fail_with_unknown_args=False): what to write instead.
+_OPEN_R1 = "an open-r1 key, not TRL's"
+_OPEN_R1_REWARD = "a parameter of an open-r1 reward, not TRL's; set it in your reward and name that by dotted path"
+_NOT_TRL_1_16 = {
+    "torch_dtype": "renamed dtype in TRL 1.x (ModelConfig); rename it.",
+    "warmup_ratio": "merged into warmup_steps in transformers 5 (a float in [0, 1) is a ratio); write warmup_steps.",
+    "max_prompt_length": "not a GRPOConfig field since TRL 1.0 (prompts are not truncated); drop it.",
+    "overwrite_output_dir": "removed in transformers 5; drop it (use --resume to continue a run in output_dir).",
+    "vllm_device": "removed from GRPOConfig; choose vllm_mode (colocate or server) instead.",
+    "dataset_configs": f"{_OPEN_R1}; name one configuration with dataset_config.",
+    "chat_template": f"{_OPEN_R1}; set tokenizer.chat_template, save the tokenizer with the model and name that "
+    "directory in model_name_or_path.",
+    "callbacks": f"{_OPEN_R1} (hub pushes during training); not supported; drop it.",
+    "benchmarks": f"{_OPEN_R1} (lighteval after training); evaluate output_dir with lighteval after the run.",
+    "num_completions_to_print": f"{_OPEN_R1}; use log_completions: true.",
+    "wandb_log_unique_prompts": f"{_OPEN_R1}; drop it (log_completions logs the prompts).",
+    **dict.fromkeys(
+        ("hub_model_revision", "push_to_hub_revision", "overwrite_hub_revision"),
+        f"{_OPEN_R1}; push with hub_model_id and push_to_hub.",
+    ),
+    **{
+        f"wandb_{k}": f"{_OPEN_R1}; set WANDB_{k.upper()} in the environment (with report_to: wandb)."
+        for k in ("entity", "project", "run_group")
+    },
+    **dict.fromkeys(
+        ("cosine_min_value_wrong", "cosine_max_value_wrong", "cosine_min_value_correct", "cosine_max_value_correct")
+        + ("cosine_max_len", "repetition_n_grams", "repetition_max_penalty", "code_language", "code_provider")
+        + ("code_eval_test_batch_size", "code_eval_scoring_mode", "parallel_code_exec_per_proc", "e2b_router_url")
+        + ("morph_router_url", "ioi_provider", "enforce_same_language", "max_completion_len", "soft_punish_cache"),
+        f"{_OPEN_R1_REWARD} (my_rewards.cosine_reward).",
+    ),
+}
+# HfArgumentParser's string_to_bool (transformers/hf_argparser.py).
+_TRUE, _FALSE = ("yes", "true", "t", "y", "1"), ("no", "false", "f", "n", "0")
+# open-r1's reward_funcs names (open_r1/rewards.py get_reward_funcs) that neither TRL nor this package has.
+_OPEN_R1_REWARDS = ("reasoning_steps", "cosine", "repetition_penalty", "code", "binary_code", "ioi_code", "cf_code")
+_OPEN_R1_REWARDS += ("code_format", "tag_count", "soft_overlong_punishment")
 
 
 def is_trl_config(raw: dict[str, Any]) -> bool:
@@ -137,6 +185,7 @@ def to_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """
     raw = dict(raw)
     problems: list[str] = []
+    _coerce(raw, problems)
     grpo_fields = _grpo_fields()
     sections: dict[str, dict[str, Any]] = {}
     for name in ("objective", "generation", "training", "eval", "diagnostics", "optimizer", "sampling"):
@@ -166,6 +215,8 @@ def to_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             )
         elif key == "env":
             problems.append("env: set these environment variables in the shell that launches the run.")
+        elif key in _NOT_TRL_1_16:
+            problems.append(f"{key}: {_NOT_TRL_1_16[key]}")
         else:
             valid = [*_SCRIPT_KEYS, *_MODEL_KEYS, *grpo_fields]
             hint = did_you_mean(key, valid)
@@ -203,8 +254,8 @@ def _model(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     raw.pop("attn_implementation", None)
     if raw.pop("trust_remote_code", False):
         model["trust_remote_code"] = True
-    init_kwargs = raw.pop("model_init_kwargs", None) or {}
-    for key, value in init_kwargs.items() if isinstance(init_kwargs, dict) else []:
+    init_kwargs = _init_kwargs(raw.pop("model_init_kwargs", None), problems)
+    for key, value in init_kwargs.items():
         if key in _INIT_KWARGS:
             model[_INIT_KWARGS[key]] = value
         else:
@@ -295,6 +346,12 @@ def _data(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         problems.append(f"test_split_size = {test_size!r}: give a number of held-out rows (data.num_eval).")
     if raw.pop("ignore_bias_buffers", False):
         problems.append("ignore_bias_buffers: TRL's GRPO script does not read it; remove it.")
+    if raw.get("system_prompt") is not None:  # open-r1: a system message before each prompt
+        data["system_prompt"] = raw["system_prompt"]
+    raw.pop("system_prompt", None)
+    column = raw.pop("dataset_prompt_column", None)
+    if column is not None:  # open-r1: the user message is this column's text
+        data["template"] = "{" + str(column) + "}"
     return data
 
 
@@ -320,6 +377,12 @@ def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) 
             rewards.append({"name": name})
         elif isinstance(name, str) and "." in name:
             rewards.append({"name": _import_path(name)})
+        elif name in _OPEN_R1_REWARDS:
+            problems.append(
+                f"reward_funcs: {name!r} is an open-r1 reward, not TRL's; with open-r1 installed name it by path "
+                f"(open_r1.rewards.{name}_reward, if it takes no parameters), or use TRL's think_format_reward / "
+                "get_soft_overlong_punishment or this package's format / length."
+            )
         else:
             valid = [*TRL_REWARD_FUNCS, *REWARDS.names()]
             problems.append(
@@ -329,6 +392,21 @@ def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) 
     if not rewards and not any("reward_funcs:" in p for p in problems):
         problems.append("reward_funcs: missing; name at least one (or reward_model_name_or_path).")
     return rewards
+
+
+def _init_kwargs(value: Any, problems: list[str]) -> dict[str, Any]:
+    """model_init_kwargs as a mapping; a JSON string is read as GRPOConfig reads it (TrainingArguments'
+    `_VALID_DICT_FIELDS`)."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            problems.append(f"model_init_kwargs = {value!r}: not valid JSON ({err.msg}); write a YAML mapping.")
+            return {}
+    if value is None or isinstance(value, dict):
+        return value or {}
+    problems.append(f"model_init_kwargs = {value!r}: must be a mapping such as {{dtype: bfloat16}}.")
+    return {}
 
 
 def _import_path(dotted: str) -> str:
@@ -391,6 +469,43 @@ def _misplaced(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         else:
             kept[key] = value  # the recipe's own check names it, with a did-you-mean
     return kept, problems
+
+
+def _coerce(raw: dict[str, Any], problems: list[str]) -> None:
+    """Strings of bool, int and float fields converted in place as TRL's HfArgumentParser converts a config value;
+    a string neither reads, or a null where the field takes none, is removed and named."""
+    kinds = _field_kinds()
+    for key, value in list(raw.items()):
+        kind, nullable = kinds.get(key, (None, True))
+        if kind is None or value is None and nullable or value is not None and not isinstance(value, str):
+            continue
+        try:
+            if value is None or kind is bool and value.lower() not in (*_TRUE, *_FALSE):
+                raise ValueError(value)
+            raw[key] = value.lower() in _TRUE if kind is bool else kind(value)
+        except ValueError:
+            del raw[key]
+            example = "true or false" if kind is bool else "a number such as 1e-5" if kind is float else "an integer"
+            if value is None:
+                problems.append(f"{key} = null: TRL's field takes no null; remove the line to keep its default.")
+            else:
+                problems.append(f"{key} = {value!r}: TRL reads this field as {kind.__name__}; write {example}.")
+
+
+@functools.cache
+def _field_kinds() -> dict[str, tuple[type, bool]]:
+    """Field name -> (bool, int or float; whether it takes None), for the fields of TRL's four `trl grpo`
+    dataclasses that have one of those types."""
+    from trl import DatasetMixtureConfig, GRPOConfig, ModelConfig, ScriptArguments
+
+    kinds: dict[str, tuple[type, bool]] = {}
+    for cls in (ScriptArguments, ModelConfig, DatasetMixtureConfig, GRPOConfig):
+        for name, hint in typing.get_type_hints(cls).items():
+            args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+            kind = tuple(a for a in args if a is not type(None))
+            if len(kind) == 1 and kind[0] in (bool, int, float):
+                kinds[name] = (kind[0], type(None) in args)
+    return kinds
 
 
 def _grpo_fields() -> set[str]:

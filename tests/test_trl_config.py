@@ -143,12 +143,57 @@ def test_reward_funcs_names_and_import_paths(tmp_path, monkeypatch):
         ({"datasets": [{"path": "a"}, {"path": "b"}], "dataset_name": None}, "a mixture of several datasets"),
         ({"lora_task_type": "SEQ_CLS", "use_peft": True}, 'lora_task_type = "SEQ_CLS"'),
         ({"model_init_kwargs": {"device_map": "auto"}}, "model_init_kwargs.device_map: not supported"),
+        ({"model_init_kwargs": '{"dtype": bfloat16}'}, "model_init_kwargs = '{\"dtype\": bfloat16}': not valid JSON"),
+        ({"model_init_kwargs": ["dtype"]}, "model_init_kwargs = ['dtype']: must be a mapping"),
         ({"ignore_bias_buffers": True}, "ignore_bias_buffers: TRL's GRPO script does not read it"),
+        # keys TRL 1.16 no longer has, which its script would drop without a word
+        ({"torch_dtype": "bfloat16"}, "torch_dtype: renamed dtype in TRL 1.x"),
+        ({"warmup_ratio": 0.1}, "warmup_ratio: merged into warmup_steps in transformers 5"),
+        ({"max_prompt_length": 512}, "max_prompt_length: not a GRPOConfig field since TRL 1.0"),
+        ({"overwrite_output_dir": True}, "overwrite_output_dir: removed in transformers 5"),
+        # open-r1's grpo.py keys and reward names
+        ({"chat_template": "{{ messages }}"}, "chat_template: an open-r1 key, not TRL's; set tokenizer.chat_template"),
+        ({"wandb_project": "p"}, "wandb_project: an open-r1 key, not TRL's; set WANDB_PROJECT in the environment"),
+        ({"cosine_max_len": 1000}, "cosine_max_len: a parameter of an open-r1 reward, not TRL's"),
+        ({"reward_funcs": ["tag_count"]}, "reward_funcs: 'tag_count' is an open-r1 reward, not TRL's"),
     ],
 )
 def test_what_has_no_equivalent_is_refused_with_the_alternative(extra, expected):
     _, problems = to_recipe(_flat(**extra))
     assert any(expected in p for p in problems), problems
+
+
+def test_strings_and_nulls_are_read_as_trl_reads_them():
+    """TRL's HfArgumentParser applies a field's type to a string value (string_to_bool, int, float)."""
+    recipe, problems = to_recipe(
+        _flat(use_peft="false", trust_remote_code="No", dataset_streaming="FALSE", load_in_4bit="0")
+        | {"learning_rate": "1e-5", "max_steps": "10", "eval_on_start": "yes", "save_total_limit": None}
+    )
+    assert problems == []
+    assert "lora" not in recipe["model"] and "trust_remote_code" not in recipe["model"]
+    assert "quantization" not in recipe["model"] and "streaming" not in recipe["data"]
+    assert recipe["training"]["learning_rate"] == pytest.approx(1e-5) and recipe["training"]["max_steps"] == 10
+    assert recipe["eval"] == {"before": True} and recipe["training"]["save_total_limit"] is None
+    recipe, _ = to_recipe(_flat(use_peft="True", trust_remote_code="true"))
+    assert recipe["model"]["trust_remote_code"] is True and "lora" in recipe["model"]
+    _, problems = to_recipe(_flat(use_peft="maybe", max_steps="1e3", learning_rate=None))
+    assert problems == [
+        "use_peft = 'maybe': TRL reads this field as bool; write true or false.",
+        "max_steps = '1e3': TRL reads this field as int; write an integer.",
+        "learning_rate = null: TRL's field takes no null; remove the line to keep its default.",
+    ]
+
+
+def test_model_init_kwargs_as_a_json_string_is_read_as_grpo_config_reads_it():
+    recipe, problems = to_recipe(_flat(model_init_kwargs='{"dtype": "bfloat16", "attn_implementation": "sdpa"}'))
+    assert problems == []
+    assert recipe["model"]["dtype"] == "bfloat16" and recipe["model"]["attn_implementation"] == "sdpa"
+
+
+def test_open_r1_system_prompt_and_prompt_column_map_onto_data():
+    recipe, problems = to_recipe(_flat(system_prompt="Think first.", dataset_prompt_column="problem"))
+    assert problems == []
+    assert recipe["data"]["system_prompt"] == "Think first." and recipe["data"]["template"] == "{problem}"
 
 
 def test_conversion_and_schema_problems_come_together():
