@@ -186,6 +186,8 @@ def to_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     raw = dict(raw)
     problems: list[str] = []
     _coerce(raw, problems)
+    if isinstance(raw.get("scale_rewards"), bool):  # GRPOConfig.__post_init__: True is "group", False "none"
+        raw["scale_rewards"] = "group" if raw["scale_rewards"] else "none"
     grpo_fields = _grpo_fields()
     sections: dict[str, dict[str, Any]] = {}
     for name in ("objective", "generation", "training", "eval", "diagnostics", "optimizer", "sampling"):

@@ -174,6 +174,8 @@ def test_strings_and_nulls_are_read_as_trl_reads_them():
     assert "quantization" not in recipe["model"] and "streaming" not in recipe["data"]
     assert recipe["training"]["learning_rate"] == pytest.approx(1e-5) and recipe["training"]["max_steps"] == 10
     assert recipe["eval"] == {"before": True} and recipe["training"]["save_total_limit"] is None
+    recipe, _ = to_recipe(_flat(scale_rewards=False))  # TRL's GRPOConfig reads False as "none", True as "group"
+    assert recipe["training"]["scale_rewards"] == "none"
     recipe, _ = to_recipe(_flat(use_peft="True", trust_remote_code="true"))
     assert recipe["model"]["trust_remote_code"] is True and "lora" in recipe["model"]
     _, problems = to_recipe(_flat(use_peft="maybe", max_steps="1e3", learning_rate=None))
