@@ -25,7 +25,7 @@ import torch
 from trl import GRPOTrainer
 
 from rlsurrogate import trl_compat
-from rlsurrogate.errors import UnsupportedError
+from rlsurrogate.errors import ConfigError, UnsupportedError
 from rlsurrogate.objectives.base import Objective, ScoredBatch
 from rlsurrogate.rewards.guard import GuardedReward, guard_reward
 from rlsurrogate.sampling.base import Round, Sampler
@@ -179,6 +179,12 @@ class RLTrainer(GRPOTrainer):
                     hidden = model.get_input_embeddings()(enc["input_ids"])
                 else:
                     out = model(**enc, output_hidden_states=True, logits_to_keep=1)
+                    states = len(out.hidden_states)  # the input embeddings, then one per layer
+                    if not -states <= layer < states:
+                        raise ConfigError(
+                            f"sampling.params.feature_layer = {layer}: this model has {states - 1} layers; use 0 "
+                            f"(input embeddings) to {states - 1}, or -1 (last layer) to -{states}."
+                        )
                     hidden = out.hidden_states[layer]
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (b, T, 1)
                 pooled.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).float())  # (b, D)

@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset, IterableDataset
 from trl import GRPOConfig
 
-from rlsurrogate.errors import UnsupportedError
+from rlsurrogate.errors import ConfigError, UnsupportedError
 from rlsurrogate.objectives import build_objective
 from rlsurrogate.objectives.base import Objective
 from rlsurrogate.sampling import build_sampler
@@ -193,6 +193,14 @@ def test_predictive_computes_prompt_features_and_checkpoints_them(tmp_path, tiny
     restored.train(resume_from_checkpoint=True)
     assert set(sampler.cache) <= set(restored.sampler.cache)
     torch.testing.assert_close(restored.sampler.basis.components, sampler.basis.components)
+
+
+@pytest.mark.parametrize("layer", [3, -4])
+def test_predictive_refuses_a_feature_layer_the_model_does_not_have(tmp_path, tiny, layer):
+    params = {"feature_layer": layer, "basis_prompts": 4}  # tiny model: 2 layers, hidden states 0..2 or -1..-3
+    trainer = _trainer(tmp_path, tiny, ["flat", "signal"] * 4, build_sampler("predictive", params), max_steps=1)
+    with pytest.raises(ConfigError, match=f"feature_layer = {layer}: this model has 2 layers"):
+        trainer.train()
 
 
 def test_refuses_a_streamed_dataset(tmp_path, tiny):
