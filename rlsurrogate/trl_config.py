@@ -221,7 +221,7 @@ def to_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"{key}: {_NOT_TRL_1_16[key]}")
         else:
             valid = [*_SCRIPT_KEYS, *_MODEL_KEYS, *grpo_fields]
-            hint = did_you_mean(key, valid)
+            hint = did_you_mean(str(key), valid)
             problems.append(f"{key}: not a field of GRPOScriptArguments, ModelConfig or GRPOConfig (TRL 1.16).{hint}")
     if training.get("eval_strategy", "no") != "no" and "eval_split" not in data and "num_eval" not in data:
         data["eval_split"] = "test"  # TRL evaluates on dataset_test_split, default "test"
@@ -368,8 +368,14 @@ def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) 
         rewards.append(entry)
     raw.pop("reward_model_name_or_path", None)
     funcs = raw.pop("reward_funcs", None) or []
-    for name in [funcs] if isinstance(funcs, str) else funcs:
-        if name in TRL_REWARD_FUNCS:
+    funcs = [funcs] if isinstance(funcs, str) else funcs if isinstance(funcs, list) else [funcs]
+    for name in funcs:
+        if not isinstance(name, str):
+            problems.append(
+                f"reward_funcs: {name!r} is not a name; list reward names or dotted import paths (weights go in "
+                "reward_weights; for parameters write a recipe's rewards: section, see `rlsurrogate convert`)."
+            )
+        elif name in TRL_REWARD_FUNCS:
             ref, params = TRL_REWARD_FUNCS[name]
             entry = {"name": ref, "params": dict(params)} if params else {"name": ref}
             if "accuracy" in name:  # what the run is for: watched by the hacking guard, picks best/

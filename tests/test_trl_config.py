@@ -156,6 +156,9 @@ def test_reward_funcs_names_and_import_paths(tmp_path, monkeypatch):
         ({"wandb_project": "p"}, "wandb_project: an open-r1 key, not TRL's; set WANDB_PROJECT in the environment"),
         ({"cosine_max_len": 1000}, "cosine_max_len: a parameter of an open-r1 reward, not TRL's"),
         ({"reward_funcs": ["tag_count"]}, "reward_funcs: 'tag_count' is an open-r1 reward, not TRL's"),
+        # shapes that are not TRL's: one line each, no traceback
+        ({"reward_funcs": [{"name": "accuracy"}]}, "reward_funcs: {'name': 'accuracy'} is not a name"),
+        ({"reward_funcs": {"accuracy_reward": 1.0}}, "reward_funcs: {'accuracy_reward': 1.0} is not a name"),
     ],
 )
 def test_what_has_no_equivalent_is_refused_with_the_alternative(extra, expected):
@@ -184,6 +187,11 @@ def test_strings_and_nulls_are_read_as_trl_reads_them():
         "max_steps = '1e3': TRL reads this field as int; write an integer.",
         "learning_rate = null: TRL's field takes no null; remove the line to keep its default.",
     ]
+
+
+def test_a_key_that_is_not_text_is_named_not_a_traceback():
+    _, problems = to_recipe({**_flat(), 1: "x"})
+    assert problems == ["1: not a field of GRPOScriptArguments, ModelConfig or GRPOConfig (TRL 1.16)."]
 
 
 def test_model_init_kwargs_as_a_json_string_is_read_as_grpo_config_reads_it():
