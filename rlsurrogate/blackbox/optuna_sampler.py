@@ -1,7 +1,6 @@
 """`BayesianOptimization` as an Optuna sampler: switch a study to it with one line and keep the rest of Optuna.
 
     import optuna
-import torch
     from rlsurrogate.blackbox.optuna_sampler import OptunaSampler
 
     study = optuna.create_study(direction="minimize", sampler=OptunaSampler(seed=0))
@@ -11,7 +10,8 @@ Like Optuna's `GPSampler` (Optuna 5.0, which this file was written against), the
 the study's intersection search space jointly (`sample_relative`) and leaves parameters outside it (conditional ones)
 to an independent sampler (`RandomSampler` with the same seed). Each call rebuilds the optimizer's state from the
 study, the storage being the one source of truth (several processes may share a study):
-- COMPLETE trials are observations; FAIL trials are told as failed (NaN), PRUNED ones are ignored;
+- COMPLETE trials are observations (an infinite value is clipped to the finite range, as GPSampler does); FAIL
+  trials are told as failed (NaN), PRUNED ones are ignored;
 - RUNNING trials that already hold every parameter are pending points, so parallel workers (`n_jobs > 1`, or
   processes on one storage) get different proposals;
 - constraint values set with `trial.set_constraint(name, value)` (feasible when `<= 0`, Optuna's convention) become
@@ -48,18 +48,17 @@ _MAX_SEED = 2**31
 class OptunaSampler(optuna.samplers.BaseSampler):
     """An Optuna sampler that proposes with rlsurrogate's `BayesianOptimization` (GP, LogEI by default).
 
-        Args:
-            seed: Seed of the Sobol design, of every acquisition optimisation and of the independent sampler
-                (None: a random one, as Optuna's samplers).
-            n_startup_trials: Trials proposed by the Sobol design before the GP is used (GPSampler's default, 10).
-            independent_sampler: Sampler for parameters outside the joint search space (default `RandomSampler`).
-            **bo_kwargs: Passed to `BayesianOptimization` (acquisition, gp_prior, num_restarts, raw_samples, ...).
+    Args:
+        seed: Seed of the Sobol design, of every acquisition optimisation and of the independent sampler
+            (None: a random one, as Optuna's samplers).
+        n_startup_trials: Trials proposed by the Sobol design before the GP is used (GPSampler's default, 10).
+        independent_sampler: Sampler for parameters outside the joint search space (default `RandomSampler`).
+        **bo_kwargs: Passed to `BayesianOptimization` (acquisition, gp_prior, num_restarts, raw_samples, ...).
 
-        Example:
-            >>> import optuna
-    import torch
-            >>> study = optuna.create_study(sampler=OptunaSampler(seed=0, n_startup_trials=3))
-            >>> study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2 + t.suggest_int("k", 0, 3), n_trials=6)
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study(sampler=OptunaSampler(seed=0, n_startup_trials=3))
+        >>> study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2 + t.suggest_int("k", 0, 3), n_trials=6)
     """
 
     def __init__(
@@ -85,8 +84,19 @@ class OptunaSampler(optuna.samplers.BaseSampler):
         self._intersection = optuna.search_space.IntersectionSearchSpace()
         # GP hyper-parameters of the last proposal (and the n they were optimised at), keyed by the search space.
         self._hyper_cache: tuple[Any, list, int] | None = None
+        if "constraints_func" in bo_kwargs:  # GPSampler's argument, deprecated in Optuna 5.0
+            raise ConfigError(
+                "OptunaSampler(constraints_func=...): call trial.set_constraint(name, value) in the objective instead "
+                "(Optuna 5.0 deprecates constraints_func; values <= 0 are feasible)."
+            )
         # Builds the optimizer once with these arguments so that a bad keyword is refused here, not mid-study.
-        BayesianOptimization([[0.0], [1.0]], n_init=max(n_startup_trials, 1), **bo_kwargs)
+        try:
+            BayesianOptimization([[0.0], [1.0]], n_init=max(n_startup_trials, 1), **bo_kwargs)
+        except TypeError as err:
+            raise ConfigError(
+                f"OptunaSampler: {err}; the keywords beyond seed, n_startup_trials and independent_sampler go to "
+                "BayesianOptimization (acquisition, num_restarts, raw_samples, ...)."
+            ) from err
 
     def reseed_rng(self) -> None:
         self._seed = secrets.randbelow(_MAX_SEED)
@@ -124,7 +134,7 @@ class OptunaSampler(optuna.samplers.BaseSampler):
             C = None
             if constraint_names:
                 C = torch.tensor([[t.constraints[c] for c in constraint_names] for t in complete], dtype=torch.float64)
-            opt.tell(params, [t.value for t in complete], constraints=C)
+            opt.tell(params, _clip_infinite([t.value for t in complete]), constraints=C)
         failed = [_params(t, names) for t in trials if t.state == TrialState.FAIL and _covers(t, names)]
         if failed:
             opt.tell(failed, [math.nan] * len(failed))
@@ -175,6 +185,13 @@ def _covers(trial: FrozenTrial, names: list[str]) -> bool:
 
 def _params(trial: FrozenTrial, names: list[str]) -> dict[str, Any]:
     return {name: trial.params[name] for name in names}
+
+
+def _clip_infinite(values: list[float]) -> list[float]:
+    """Clips +-inf values (Optuna completes such trials) to the finite ones' range, or to 0 if none is finite."""
+    finite = [v for v in values if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    return [min(max(v, lo), hi) for v in values]
 
 
 def _constraint_names(trials: list[FrozenTrial]) -> list[str]:

@@ -158,3 +158,22 @@ def test_bad_arguments_and_multi_objective_studies_are_refused():
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=make_sampler())
     with pytest.raises(ValueError, match="one objective"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
+
+
+def test_infinite_values_are_clipped_and_the_study_goes_on():
+    def objective(trial):
+        x = trial.suggest_float("x", -2.0, 2.0)
+        return math.inf if trial.number in (1, 3) else (x - 1.0) ** 2  # Optuna completes a trial whose value is inf
+
+    study = optuna.create_study(sampler=make_sampler(n_startup_trials=2))
+    study.optimize(objective, n_trials=7)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials) and len(study.trials) == 7
+    assert math.isfinite(study.best_value)
+
+
+def test_gpsampler_keywords_it_does_not_take_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="trial.set_constraint"):
+        OptunaSampler(constraints_func=lambda trial: [0.0])
+    with pytest.raises(ConfigError, match="deterministic_objective.*BayesianOptimization") as err:
+        OptunaSampler(deterministic_objective=True)
+    assert "\n" not in str(err.value)
