@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dim", type=int, default=None, help="dimension of ackley/levy/rosenbrock/styblinski_tang")
     parser.add_argument("--budget", type=int, default=50, help="total number of evaluations")
     parser.add_argument("--method", default="bo", help="surrogate optimizer: bo, random, neural_ucb, neural_ts")
-    parser.add_argument("--acquisition", default="logei", help="for --method bo: logei, ei, nei, ucb, kg, mes")
+    parser.add_argument("--acquisition", default=None, help="for --method bo: logei (default), ei, nei, ucb, kg, mes")
     parser.add_argument("--n-init", type=int, default=None, help="initial Sobol points (default 2 d, at least 5)")
     parser.add_argument("--batch-size", type=int, default=1, help="candidates proposed per step (q)")
     parser.add_argument("--seed", type=int, default=0)
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--method mfbo needs a fidelity-aware objective; use the Python API (MultiFidelityBO).")
     if args.budget < 1 or args.batch_size < 1:
         raise ConfigError(f"--budget {args.budget} / --batch-size {args.batch_size}: both must be >= 1.")
+    _refuse_unused(args)
+    args.acquisition = args.acquisition or "logei"
     constraints = _parse_constraints(args.constraint)
     kwargs: dict[str, Any] = {"maximize": maximize, "seed": args.seed}
     kwargs.update({"outcome_constraints": constraints} if constraints else {})
@@ -180,6 +182,21 @@ def _resolve_objective(args: argparse.Namespace) -> tuple[Callable, SearchSpace,
     return fn, SearchSpace.box(_parse_bounds(raw)), None, direction == "maximize", False
 
 
+def _refuse_unused(args: argparse.Namespace) -> None:
+    """Refuses options the chosen objective or method would silently ignore."""
+    OPTIMIZERS.get(args.method)  # an unknown method is named first
+    if args.dim is not None and args.objective not in BENCHMARKS:
+        raise ConfigError(
+            f"--dim {args.dim}: only a benchmark takes it; a user function's dimension comes from its space."
+        )
+    if args.space is not None and args.bounds is not None:
+        raise ConfigError("--space and --bounds both given: pass one (--space for named parameters).")
+    if args.acquisition is not None and args.method != "bo":
+        raise ConfigError(f"--acquisition {args.acquisition}: only --method bo takes it; drop it for {args.method}.")
+    if args.n_init is not None and not (args.method == "bo" or args.method.startswith("neural")):
+        raise ConfigError(f"--n-init {args.n_init}: --method {args.method} has no initial design; drop it.")
+
+
 def _read_space(path: str | None, fn: Callable) -> SearchSpace:
     if path is None:
         return SearchSpace.from_dict(fn.space)  # type: ignore[attr-defined]
@@ -200,7 +217,11 @@ def _parse_constraints(items: list[str]) -> dict[str, float]:
             bound = math.nan
         if not match or not math.isfinite(bound):
             raise ConfigError(f"--constraint {item!r}: expected NAME<=BOUND with a finite number, e.g. latency<=100.")
-        constraints[match.group(1)] = bound
+        name = match.group(1)
+        if name == "value" or name in constraints:
+            why = "is the objective's key" if name == "value" else "is already constrained"
+            raise ConfigError(f"--constraint {item!r}: {name!r} {why}; give each outcome constraint its own name.")
+        constraints[name] = bound
     return constraints
 
 

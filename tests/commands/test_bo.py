@@ -137,3 +137,24 @@ def test_cli_outcome_constraint(tmp_path, monkeypatch):
     (tmp_path / "x").mkdir()
     with pytest.raises(ConfigError, match="NAME<=BOUND"):
         named_run(tmp_path / "x", 4, "--constraint", "latency<100")
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--bounds", "0:1", "--constraint", "mem<=0", "--constraint", "mem<=1"], "'mem' is already constrained"),
+        (["--bounds", "0:1", "--constraint", "value<=0"], "'value' is the objective's key"),
+        (["--space", "space.json", "--bounds", "0:1"], "--space and --bounds both given"),
+        (["--bounds", "0:1", "--method", "random", "--acquisition", "ucb"], "only --method bo takes it"),
+        (["--bounds", "0:1", "--method", "random", "--n-init", "3"], "random has no initial design"),
+        (["--bounds", "0:1", "--dim", "4"], "only a benchmark takes it"),
+    ],
+)
+def test_cli_refuses_options_it_would_ignore(tmp_path, extra, match):
+    (tmp_path / "obj.py").write_text("def f(x):\n    return 0.0\n")
+    (tmp_path / "space.json").write_text('{"x": {"type": "float", "low": 0, "high": 1}}')
+    extra = [str(tmp_path / a) if a == "space.json" else a for a in extra]
+    argv = ["--objective", f"{tmp_path / 'obj.py'}:f", "--direction", "minimize", "--budget", "2", *extra]
+    with pytest.raises(ConfigError, match=match):
+        _cli([*argv, "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
