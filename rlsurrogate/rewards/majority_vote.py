@@ -39,9 +39,9 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
 - Partial credit (0.5) for right work, boxed or not, taught the model to stop boxing: boxed rate 0.156 -> 0 by step
   8, accuracy 0.062 -> 0 (right sums, never boxed).
 - Partial credit (0.2) for any clean number box, this reward, boxed every held-out answer cleanly ("7 + 5 = 6\\n
-  The answer is \\boxed{6}"), but most sums in the box are wrong: accuracy 0.125 after 24 steps (seed 0). Seed 1
-  lost the box within 2 steps, after which every completion scored 0 and nothing moved it back (accuracy 0); seed 2
-  boxed nonsense ("SmolLM + SmolLM = \\boxed{10}", accuracy 0.031). Not a reward that teaches the answer yet.
+  The answer is \\boxed{6}"), but at lr 1e-4 most sums in the box are wrong: accuracy 0.125 / 0 / 0.031 on seeds
+  0 / 1 / 2 (seed 1 lost the box and never got it back). At lr 3e-5 (the quickstart recipe) the model keeps the sums
+  it can write: held-out accuracy 0.062 -> 0.438 / 0.469 / 0.094; seed 2 collapsed onto bare boxes for the 0.2.
 
 Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
 are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
