@@ -80,7 +80,7 @@ def test_builtin_names_and_factory_signatures():
 )
 def test_build_builtin(name, params):
     reward = build_reward(name, params)
-    assert reward.__name__ == name and reward.version in ("1", "3")
+    assert reward.__name__ == name and isinstance(reward.version, str) and reward.version.isdigit()
     assert check_reward_spec(name, params) == []
     pickle.loads(pickle.dumps(reward))
 
