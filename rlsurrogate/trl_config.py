@@ -41,6 +41,7 @@ import functools
 import json
 import types
 import typing
+from argparse import ArgumentTypeError
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +153,6 @@ _NOT_TRL_1_16 = {
         f"{_OPEN_R1_REWARD} (my_rewards.cosine_reward).",
     ),
 }
-# HfArgumentParser's string_to_bool (transformers/hf_argparser.py).
-_TRUE, _FALSE = ("yes", "true", "t", "y", "1"), ("no", "false", "f", "n", "0")
 # open-r1's reward_funcs names (open_r1/rewards.py get_reward_funcs) that neither TRL nor this package has.
 _OPEN_R1_REWARDS = ("reasoning_steps", "cosine", "repetition_penalty", "code", "binary_code", "ioi_code", "cf_code")
 _OPEN_R1_REWARDS += ("code_format", "tag_count", "soft_overlong_punishment")
@@ -482,16 +481,18 @@ def _misplaced(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _coerce(raw: dict[str, Any], problems: list[str]) -> None:
     """Strings of bool, int and float fields converted in place as TRL's HfArgumentParser converts a config value;
     a string neither reads, or a null where the field takes none, is removed and named."""
+    from transformers.hf_argparser import string_to_bool
+
     kinds = _field_kinds()
     for key, value in list(raw.items()):
         kind, nullable = kinds.get(key, (None, True))
         if kind is None or value is None and nullable or value is not None and not isinstance(value, str):
             continue
         try:
-            if value is None or kind is bool and value.lower() not in (*_TRUE, *_FALSE):
+            if value is None:
                 raise ValueError(value)
-            raw[key] = value.lower() in _TRUE if kind is bool else kind(value)
-        except ValueError:
+            raw[key] = string_to_bool(value) if kind is bool else kind(value)
+        except (ValueError, ArgumentTypeError):
             del raw[key]
             example = "true or false" if kind is bool else "a number such as 1e-5" if kind is float else "an integer"
             if value is None:
