@@ -14,10 +14,11 @@ For completion i of a group of G completions of one prompt:
   value is r = b, and every number in E is given in the prompt or was stated earlier in the completion as a result;
   and nothing but closing punctuation follows the box (`ends_after_box`). "Tom has 2 + 5 = 7 apples. \\boxed{7}"
   passes; "2 + 5 = 7. \\boxed{12}", "2 + 5 = 8. \\boxed{8}", "1 * 7 = 7. \\boxed{7}" (1 is not in the prompt),
-  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. A *clean box* that is not
-  self-consistent, one box holding one plain number with nothing after it ("\\boxed{7}", "2 + 5 = 8. \\boxed{8}"),
-  earns `partial_credit`: this bootstraps boxing (the model boxes ~15 % of its answers before training). Everything
-  else earns 0: no box, several boxes, an empty box or one holding text, text after the box.
+  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. A *clean box after shown work*
+  that is not self-consistent, one box holding one plain number with nothing after it and some equation `E = r`
+  before it, right or wrong ("2 + 5 = 8. \\boxed{8}", "2 + 5 = 7. \\boxed{12}"), earns `partial_credit`: this
+  bootstraps boxing (the model boxes ~15 % of its answers before training). Everything else earns 0: a bare box, no
+  box, several boxes, an empty box or one holding text, text after the box.
 - V_i = 1[y_i = ŷ] (TTRL's reward), where only self-consistent completions (F_i = 1) answer: y_i is their boxed
   number. ŷ is the most common answer of the group when at least `min_votes` completions give it and no other answer
   is as common; otherwise the group has no pseudo-label and V = 0 for all of it.
@@ -38,10 +39,12 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
   "\\boxed{ 28 }" for every prompt (mean length 8 tokens, accuracy 0).
 - Partial credit (0.5) for right work, boxed or not, taught the model to stop boxing: boxed rate 0.156 -> 0 by step
   8, accuracy 0.062 -> 0 (right sums, never boxed).
-- Partial credit (0.2) for any clean number box, this reward, boxed every held-out answer cleanly ("7 + 5 = 6\\n
-  The answer is \\boxed{6}"), but at lr 1e-4 most sums in the box are wrong: accuracy 0.125 / 0 / 0.031 on seeds
-  0 / 1 / 2 (seed 1 lost the box and never got it back). At lr 3e-5 (the quickstart recipe) the model keeps the sums
-  it can write: held-out accuracy 0.062 -> 0.438 / 0.469 / 0.094; seed 2 collapsed onto bare boxes for the 0.2.
+- Partial credit (0.2) for any clean number box, shown work or not, boxed every held-out answer cleanly
+  ("7 + 5 = 6\\nThe answer is \\boxed{6}"), but at lr 1e-4 most sums in the box are wrong: accuracy 0.125 / 0 /
+  0.031 on seeds 0 / 1 / 2 (seed 1 lost the box and never got it back). At lr 3e-5 the model kept the sums it can
+  write on two seeds (held-out accuracy 0.062 -> 0.438 / 0.469) while seed 2 collapsed by step 15 onto bare boxes
+  ("\\boxed{4}", 7 tokens, accuracy 0.094): a group of bare boxes all earn 0.2, has no variance and stays there.
+  Hence partial credit for a clean box after shown work only (this reward, version 3): seed 2 went to 0.500.
 
 Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
 are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
@@ -60,7 +63,8 @@ Failure modes (each has a test in tests/rewards/test_majority_vote.py):
 3. No consensus, no vote: groups whose self-consistent answers all differ (or that have none) get V = 0.
 4. A group of one (greedy evaluation) has no vote: there the reward measures the format term alone.
 5. The format pays without the content: a clean box after wrong work ("2 + 5 = 8. \\boxed{8}") earns
-   `partial_credit`, as much as a right bare box; only right, shown work earns the full score and the vote.
+   `partial_credit`, more than the right answer boxed bare ("\\boxed{7}", 0); only right, shown work earns the full
+   score and the vote.
 
 Metrics: `rewards/majority_vote/mean` (TRL, from `__name__`) and `majority_vote/label_share` (logged through TRL's
 `log_metric`: the share of groups in the call that had a pseudo-label).
@@ -180,15 +184,16 @@ def make_majority_vote(
 
     Args:
         vote_weight: weight of the agreement term V_i (TTRL's reward); 0 leaves the format term alone.
-        partial_credit: format score in [0, 1) of a clean number box that is not self-consistent.
+        partial_credit: format score in [0, 1) of a clean number box after shown work that is not self-consistent.
         min_votes: completions that must agree for a pseudo-label (>= 2, so that one answer never votes alone).
         num_generations: G, the completions per prompt; the recipe fills it from `generation.num_generations`.
 
     Example:
         >>> reward = make_majority_vote()
         >>> q = "Tom has 3 apples and gets 4 more."
-        >>> reward(prompts=[q] * 3, completions=["3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}", "\\\\boxed{8}"])
-        [2.0, 2.0, 0.2]
+        >>> right, shown = "3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}"
+        >>> reward(prompts=[q] * 4, completions=[right, shown, "3 + 4 = 8. \\\\boxed{8}", "\\\\boxed{7}"])
+        [2.0, 2.0, 0.2, 0.0]
     """
     problems = []
     if isinstance(vote_weight, bool) or not isinstance(vote_weight, int | float) or not 0 <= vote_weight <= 100:
@@ -224,7 +229,7 @@ def make_majority_vote(
 
 class _MajorityVoteReward:
     __name__ = "majority_vote"
-    version = "2"
+    version = "3"
     # Read by rlsurrogate.build: this reward compares the completions of a group, so a group must not be split.
     needs_whole_groups = True
 
@@ -250,7 +255,7 @@ class _MajorityVoteReward:
             for i in group:
                 if answers[i] is not None:
                     rewards[i] = 1.0 + self.vote_weight * float(answers[i] == label)
-                elif _clean_number_box(texts[i]):
+                elif _clean_number_box(texts[i]) and _shows_work(texts[i]):
                     rewards[i] = self.partial_credit
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and groups:
@@ -267,6 +272,11 @@ def _clean_number_box(text: str) -> bool:
         and ends_after_box(text)
         and parse_plain_number(content) is not None
     )
+
+
+def _shows_work(text: str) -> bool:
+    """Whether an equation `E = r` (any E of two or more numbers, right or wrong) comes before the box."""
+    return bool(_equations(text, text.rfind(_BOXED) + len(_BOXED)))
 
 
 def _box_end(text: str) -> int | None:

@@ -94,7 +94,7 @@ def test_reward_levels():
     completions = [
         "Tom has 2 + 5 = 7 apples. \\boxed{7}",  # self-consistent, agrees with the majority: 1 + 1
         "2 + 5 = \\boxed{7}",  # self-consistent, agrees: 1 + 1
-        "\\boxed{7}",  # a clean box, nothing computed: partial
+        "\\boxed{7}",  # a clean box, nothing computed: nothing
         "Tom has 2 + 5 = 7 apples. \\boxed{12}",  # a clean box contradicting the work: partial
         "Tom has 2 + 5 = 8 apples. \\boxed{8}",  # a clean box after wrong work: partial
         "\\boxed{7}\n\\endboxers \\begin",  # text goes on after the box: nothing
@@ -104,12 +104,12 @@ def test_reward_levels():
         "Tom has 2 + 5 = 7 apples. \\boxed{7} \\endboxers",  # right work, its box, text after it: nothing
         "The answer is \\boxed{seven}.",  # a box holding no plain number: nothing
     ]
-    expected = [2.0, 2.0, 0.2, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
+    expected = [2.0, 2.0, 0, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
     assert _call(make_majority_vote(), completions) == pytest.approx(expected)
 
 
 def test_vote_weight_and_partial_credit():
-    completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = 7. \\boxed{7}", "\\boxed{4}"]
+    completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = 7. \\boxed{7}", "2 + 5 = 4. \\boxed{4}"]
     assert _call(make_majority_vote(vote_weight=0.5, partial_credit=0.0), completions) == pytest.approx([1.5, 1.5, 0])
     assert _call(make_majority_vote(partial_credit=0.25), completions) == pytest.approx([2.0, 2.0, 0.25])
 
@@ -141,9 +141,10 @@ def test_long_arithmetic_runs_never_hang():
     # A degenerate completion ("1+1+1+...", no `=`) must be scanned in linear time: a search that restarts inside
     # the run is quadratic (64 KB took ~14 s).
     for sep in ("+", " + "):
-        text = sep.join(["1"] * 20_000) + " \\boxed{7}"
+        text = sep.join(["1"] * 20_000) + " \\boxed{7}"  # no `=`: no work shown
         start = time.perf_counter()
-        assert _call(make_majority_vote(), [text, text]) == pytest.approx([0.2, 0.2])
+        assert _call(make_majority_vote(), [text, text]) == pytest.approx([0.0, 0.0])
+        assert _call(make_majority_vote(), [text.replace(" \\boxed", " = 3 \\boxed")] * 2) == pytest.approx([0.2, 0.2])
         assert time.perf_counter() - start < 1.0
 
 
@@ -173,15 +174,22 @@ def test_failure_mode_no_consensus_no_vote():
 def test_failure_mode_group_of_one_scores_the_format_alone():
     # Greedy evaluation: one completion per prompt, all prompts different. No vote; the format term remains.
     prompts = [Q, "What is 1 + 1?", "What is 2 + 2?"]
-    completions = ["2 + 5 = 7. \\boxed{7}", "1 + 1 = 2", "\\boxed{4}"]
+    completions = ["2 + 5 = 7. \\boxed{7}", "1 + 1 = 2", "2 + 2 = 5. \\boxed{5}"]
     assert _call(make_majority_vote(num_generations=8), completions, prompts=prompts) == pytest.approx([1.0, 0, 0.2])
 
 
 def test_failure_mode_the_format_pays_without_the_content():
-    # Gold is 7: a clean box after wrong work earns what a right bare box does; only right shown work earns more.
-    completions = ["2 + 5 = 8. \\boxed{8}", "\\boxed{7}", "\\boxed{9}", "2 + 5 = 7, so \\boxed{7}"]
+    # Gold is 7: a clean box after wrong work earns partial credit, more than the right answer boxed bare; only
+    # right shown work earns more.
+    completions = ["2 + 5 = 8. \\boxed{8}", "2 + 5 = 7, so \\boxed{9}", "\\boxed{7}", "2 + 5 = 7, so \\boxed{7}"]
     rewards = _call(make_majority_vote(), completions)
-    assert rewards[:3] == pytest.approx([0.2, 0.2, 0.2]) and rewards[3] == pytest.approx(1.0)
+    assert rewards == pytest.approx([0.2, 0.2, 0.0, 1.0])
+
+
+def test_measured_bare_box_collapse_earns_nothing():
+    # What partial credit for any clean box collapsed to on one of three seeds (held-out accuracy 0.094): a bare box
+    # per prompt, nothing computed. With partial credit for shown work only, it earns nothing.
+    assert _call(make_majority_vote(num_generations=8), ["\\boxed{4}"] * 4 + ["\\boxed{ 10 }."] * 4) == [0.0] * 8
 
 
 def test_measured_collapse_earns_nothing():
@@ -216,7 +224,7 @@ def test_bad_params_are_refused_with_the_field_named(params, field):
 def test_registered_picklable_and_versioned():
     reward = build_reward("majority_vote", {"num_generations": 2})
     clone = pickle.loads(pickle.dumps(reward))
-    assert clone.__name__ == "majority_vote" and reward.version == "2" and clone.num_generations == 2
+    assert clone.__name__ == "majority_vote" and reward.version == "3" and clone.num_generations == 2
     completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = \\boxed{7}"]
     assert _call(clone, completions) == _call(reward, completions) == pytest.approx([2.0, 2.0])
 
