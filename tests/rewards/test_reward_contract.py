@@ -121,8 +121,9 @@ def test_plain_and_chat_formats_score_the_same(rewards, index):
         "nothing",
         "\\boxed{-3}" + " pad" * 5,
         "3 + 4 = 7",
+        "3 + 4 = 7. \\boxed{7}",
     ]
-    answers = ["12", "x^2", "1", "-3", "7"]
+    answers = ["12", "x^2", "1", "-3", "7", "7"]
     plain = _call(rewards[index], completions, answers, conversational=False)
     chat = _call(rewards[index], completions, answers, conversational=True)
     assert plain == chat
