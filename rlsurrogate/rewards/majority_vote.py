@@ -16,9 +16,10 @@ For completion i of a group of G completions of one prompt:
   passes; "2 + 5 = 7. \\boxed{12}", "2 + 5 = 8. \\boxed{8}", "1 * 7 = 7. \\boxed{7}" (1 is not in the prompt),
   a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. A *clean box after shown work*
   that is not self-consistent, one box holding one plain number with nothing after it and some equation `E = r`
-  before it, right or wrong ("2 + 5 = 8. \\boxed{8}", "2 + 5 = 7. \\boxed{12}"), earns `partial_credit`: this
-  bootstraps boxing (the model boxes ~15 % of its answers before training). Everything else earns 0: a bare box, no
-  box, several boxes, an empty box or one holding text, text after the box.
+  before it, right or wrong ("2 + 5 = 8. \\boxed{8}", "2 + 5 = 7. \\boxed{12}"), earns `partial_credit` while no
+  completion of its group is self-consistent: a stepping stone that bootstraps boxing (the model boxes ~15 % of its
+  answers before training) and is withdrawn from a group as soon as one completion of it is self-consistent.
+  Everything else earns 0: a bare box, no box, several boxes, an empty box or one holding text, text after the box.
 - V_i = 1[y_i = ŷ] (TTRL's reward), where only self-consistent completions (F_i = 1) answer: y_i is their boxed
   number. ŷ is the most common answer of the group when at least `min_votes` completions give it and no other answer
   is as common; otherwise the group has no pseudo-label and V = 0 for all of it.
@@ -44,7 +45,10 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
   0.031 on seeds 0 / 1 / 2 (seed 1 lost the box and never got it back). At lr 3e-5 the model kept the sums it can
   write on two seeds (held-out accuracy 0.062 -> 0.438 / 0.469) while seed 2 collapsed by step 15 onto bare boxes
   ("\\boxed{4}", 7 tokens, accuracy 0.094): a group of bare boxes all earn 0.2, has no variance and stays there.
-  Hence partial credit for a clean box after shown work only (this reward, version 3): seed 2 went to 0.500.
+  Hence partial credit for a clean box after shown work only (version 3): 0.625 / 0.250 / 0.500. Seed 1 learned
+  short wrong sums ("7 + 3 = 6\\nThe answer is \\boxed{ 6}"): in a group where some completions were right, boxed
+  wrong work still earned 0.2 over unboxed text, so boxing was taught with or without the right sum. Hence the
+  stepping stone only in groups with no self-consistent completion (this reward, version 4): seed 1 went to 0.500.
 
 Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
 are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
@@ -62,9 +66,9 @@ Failure modes (each has a test in tests/rewards/test_majority_vote.py):
    (the quickstart logs `accuracy`).
 3. No consensus, no vote: groups whose self-consistent answers all differ (or that have none) get V = 0.
 4. A group of one (greedy evaluation) has no vote: there the reward measures the format term alone.
-5. The format pays without the content: a clean box after wrong work ("2 + 5 = 8. \\boxed{8}") earns
-   `partial_credit`, more than the right answer boxed bare ("\\boxed{7}", 0); only right, shown work earns the full
-   score and the vote.
+5. The format pays without the content: in a group with no self-consistent completion, a clean box after wrong
+   work ("2 + 5 = 8. \\boxed{8}") earns `partial_credit`, more than the right answer boxed bare ("\\boxed{7}", 0);
+   only right, shown work earns the full score and the vote (and withdraws the partial credit from its group).
 
 Metrics: `rewards/majority_vote/mean` (TRL, from `__name__`) and `majority_vote/label_share` (logged through TRL's
 `log_metric`: the share of groups in the call that had a pseudo-label).
@@ -184,16 +188,19 @@ def make_majority_vote(
 
     Args:
         vote_weight: weight of the agreement term V_i (TTRL's reward); 0 leaves the format term alone.
-        partial_credit: format score in [0, 1) of a clean number box after shown work that is not self-consistent.
+        partial_credit: format score in [0, 1) of a clean number box after shown work that is not self-consistent,
+            in a group with no self-consistent completion.
         min_votes: completions that must agree for a pseudo-label (>= 2, so that one answer never votes alone).
         num_generations: G, the completions per prompt; the recipe fills it from `generation.num_generations`.
 
     Example:
         >>> reward = make_majority_vote()
         >>> q = "Tom has 3 apples and gets 4 more."
-        >>> right, shown = "3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}"
-        >>> reward(prompts=[q] * 4, completions=[right, shown, "3 + 4 = 8. \\\\boxed{8}", "\\\\boxed{7}"])
-        [2.0, 2.0, 0.2, 0.0]
+        >>> right, shown, wrong = "3 + 4 = 7. \\\\boxed{7}", "3 + 4 = \\\\boxed{7}", "3 + 4 = 8. \\\\boxed{8}"
+        >>> reward(prompts=[q] * 4, completions=[right, shown, wrong, "\\\\boxed{7}"])
+        [2.0, 2.0, 0.0, 0.0]
+        >>> reward(prompts=[q] * 3, completions=[wrong, "\\\\boxed{7}", "no box"])  # nothing self-consistent
+        [0.2, 0.0, 0.0]
     """
     problems = []
     if isinstance(vote_weight, bool) or not isinstance(vote_weight, int | float) or not 0 <= vote_weight <= 100:
@@ -229,7 +236,7 @@ def make_majority_vote(
 
 class _MajorityVoteReward:
     __name__ = "majority_vote"
-    version = "3"
+    version = "4"
     # Read by rlsurrogate.build: this reward compares the completions of a group, so a group must not be split.
     needs_whole_groups = True
 
@@ -252,10 +259,12 @@ class _MajorityVoteReward:
         for group in groups:
             label = majority_label([answers[i] for i in group], self.min_votes)
             labelled += label is not None
+            # Partial credit is a stepping stone, offered only to groups with no self-consistent completion.
+            stepping_stone = all(answers[i] is None for i in group)
             for i in group:
                 if answers[i] is not None:
                     rewards[i] = 1.0 + self.vote_weight * float(answers[i] == label)
-                elif _clean_number_box(texts[i]) and _shows_work(texts[i]):
+                elif stepping_stone and _clean_number_box(texts[i]) and _shows_work(texts[i]):
                     rewards[i] = self.partial_credit
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and groups:

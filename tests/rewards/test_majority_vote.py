@@ -90,10 +90,8 @@ def test_group_runs_cuts_runs_into_groups_and_refuses_split_groups():
         group_runs(["a"] * 3 + ["b"] * 4, num_generations=4)
 
 
-def test_reward_levels():
+def test_reward_levels_in_a_group_without_a_self_consistent_completion():
     completions = [
-        "Tom has 2 + 5 = 7 apples. \\boxed{7}",  # self-consistent, agrees with the majority: 1 + 1
-        "2 + 5 = \\boxed{7}",  # self-consistent, agrees: 1 + 1
         "\\boxed{7}",  # a clean box, nothing computed: nothing
         "Tom has 2 + 5 = 7 apples. \\boxed{12}",  # a clean box contradicting the work: partial
         "Tom has 2 + 5 = 8 apples. \\boxed{8}",  # a clean box after wrong work: partial
@@ -104,14 +102,31 @@ def test_reward_levels():
         "Tom has 2 + 5 = 7 apples. \\boxed{7} \\endboxers",  # right work, its box, text after it: nothing
         "The answer is \\boxed{seven}.",  # a box holding no plain number: nothing
     ]
-    expected = [2.0, 2.0, 0, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
+    expected = [0, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
     assert _call(make_majority_vote(), completions) == pytest.approx(expected)
 
 
+def test_partial_credit_only_while_the_group_has_no_self_consistent_completion():
+    wrong_work = "Tom has 2 + 5 = 8 apples. \\boxed{8}"
+    right = ["Tom has 2 + 5 = 7 apples. \\boxed{7}", "2 + 5 = \\boxed{7}"]
+    # With self-consistent completions in the group, boxed wrong work earns what no box earns.
+    assert _call(make_majority_vote(), [*right, wrong_work, "nothing"]) == pytest.approx([2.0, 2.0, 0, 0])
+    # One self-consistent completion (no pseudo-label) is enough to withdraw the stepping stone.
+    assert _call(make_majority_vote(), [right[0], wrong_work, "nothing"]) == pytest.approx([1.0, 0, 0])
+    # Groups are judged apart: the second group has nothing self-consistent, so its boxed work earns partial credit.
+    prompts = [Q, Q, "What is 1 + 8?", "What is 1 + 8?"]
+    completions = [*right, "1 + 8 = 10. \\boxed{10}", "nothing"]
+    rewards = _call(make_majority_vote(num_generations=2), completions, prompts=prompts)
+    assert rewards == pytest.approx([2.0, 2.0, 0.2, 0])
+
+
 def test_vote_weight_and_partial_credit():
-    completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = 7. \\boxed{7}", "2 + 5 = 4. \\boxed{4}"]
-    assert _call(make_majority_vote(vote_weight=0.5, partial_credit=0.0), completions) == pytest.approx([1.5, 1.5, 0])
-    assert _call(make_majority_vote(partial_credit=0.25), completions) == pytest.approx([2.0, 2.0, 0.25])
+    prompts = [Q, Q, "What is 1 + 8?", "What is 1 + 8?"]
+    completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = 7. \\boxed{7}", "1 + 8 = 10. \\boxed{10}", "nothing"]
+    reward = make_majority_vote(vote_weight=0.5, partial_credit=0.0, num_generations=2)
+    assert _call(reward, completions, prompts=prompts) == pytest.approx([1.5, 1.5, 0, 0])
+    reward = make_majority_vote(partial_credit=0.25, num_generations=2)
+    assert _call(reward, completions, prompts=prompts) == pytest.approx([2.0, 2.0, 0.25, 0])
 
 
 def test_groups_vote_separately():
@@ -179,11 +194,12 @@ def test_failure_mode_group_of_one_scores_the_format_alone():
 
 
 def test_failure_mode_the_format_pays_without_the_content():
-    # Gold is 7: a clean box after wrong work earns partial credit, more than the right answer boxed bare; only
-    # right shown work earns more.
-    completions = ["2 + 5 = 8. \\boxed{8}", "2 + 5 = 7, so \\boxed{9}", "\\boxed{7}", "2 + 5 = 7, so \\boxed{7}"]
-    rewards = _call(make_majority_vote(), completions)
-    assert rewards == pytest.approx([0.2, 0.2, 0.0, 1.0])
+    # Gold is 7: in a group where nothing is self-consistent, a clean box after wrong work earns partial credit, more
+    # than the right answer boxed bare; only right shown work earns more (and then withdraws the partial credit).
+    completions = ["2 + 5 = 8. \\boxed{8}", "2 + 5 = 7, so \\boxed{9}", "\\boxed{7}"]
+    assert _call(make_majority_vote(), completions) == pytest.approx([0.2, 0.2, 0.0])
+    with_right_work = [*completions, "2 + 5 = 7, so \\boxed{7}"]
+    assert _call(make_majority_vote(), with_right_work) == pytest.approx([0, 0, 0, 1.0])
 
 
 def test_measured_bare_box_collapse_earns_nothing():
@@ -224,7 +240,7 @@ def test_bad_params_are_refused_with_the_field_named(params, field):
 def test_registered_picklable_and_versioned():
     reward = build_reward("majority_vote", {"num_generations": 2})
     clone = pickle.loads(pickle.dumps(reward))
-    assert clone.__name__ == "majority_vote" and reward.version == "3" and clone.num_generations == 2
+    assert clone.__name__ == "majority_vote" and reward.version == "4" and clone.num_generations == 2
     completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = \\boxed{7}"]
     assert _call(clone, completions) == _call(reward, completions) == pytest.approx([2.0, 2.0])
 
