@@ -48,7 +48,8 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
   Hence partial credit for a clean box after shown work only (version 3): 0.625 / 0.250 / 0.500. Seed 1 learned
   short wrong sums ("7 + 3 = 6\\nThe answer is \\boxed{ 6}"): in a group where some completions were right, boxed
   wrong work still earned 0.2 over unboxed text, so boxing was taught with or without the right sum. Hence the
-  stepping stone only in groups with no self-consistent completion (this reward, version 4): seed 1 went to 0.500.
+  stepping stone only in groups with no self-consistent completion (this reward, version 4): 0.562 / 0.500 /
+  0.500, boxed rate 1.0 / 1.0 / 0.84.
 
 Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
 are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
