@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_process_group() -> None:
+    """Shuts an initialised torch.distributed group down after a command's work: a gloo group left to the
+    interpreter's teardown can abort a finished process ("terminate called without an active exception", exit -6)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
@@ -49,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        _close_process_group()
+        return code
     except RLSurrogateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

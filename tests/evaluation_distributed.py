@@ -64,3 +64,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    if torch.distributed.is_initialized():  # a gloo group left to interpreter teardown can abort the process
+        torch.distributed.destroy_process_group()
