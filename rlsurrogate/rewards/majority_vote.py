@@ -265,7 +265,7 @@ class _MajorityVoteReward:
             for i in group:
                 if answers[i] is not None:
                     rewards[i] = 1.0 + self.vote_weight * float(answers[i] == label)
-                elif stepping_stone and _clean_number_box(texts[i]) and _shows_work(texts[i]):
+                elif stepping_stone and _clean_box_after_work(texts[i]):
                     rewards[i] = self.partial_credit
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and groups:
@@ -273,20 +273,18 @@ class _MajorityVoteReward:
         return rewards
 
 
-def _clean_number_box(text: str) -> bool:
-    """One box, holding one plain number, with nothing but closing punctuation after it."""
+def _clean_box_after_work(text: str) -> bool:
+    """One box holding one plain number, nothing but closing punctuation after it, and some equation `E = r` (right
+    or wrong) before it."""
     content = last_boxed(text)
+    box_start = text.rfind(_BOXED)
     return (
         text.count(_BOXED) == 1
         and content is not None
         and ends_after_box(text)
         and parse_plain_number(content) is not None
+        and bool(_equations(text, box_start + len(_BOXED)))
     )
-
-
-def _shows_work(text: str) -> bool:
-    """Whether an equation `E = r` (any E of two or more numbers, right or wrong) comes before the box."""
-    return bool(_equations(text, text.rfind(_BOXED) + len(_BOXED)))
 
 
 def _box_end(text: str) -> int | None:
