@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,22 +152,33 @@ def evaluate_model(
     max_new_tokens: int = 256,
     batch_size: int = 16,
     progress: bool = False,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """`evaluate` for a plain model outside a trainer (on its own device); `rewards` default to gold `accuracy`.
+
+    `bf16` generates under bf16 autocast, as a run with `training.bf16` on evaluates during training, so that the
+    same weights give the same held-out figures in `rlsurrogate eval` as in the run's evaluations.
 
     Example:
         >>> result = evaluate_model(model, tokenizer, rows, max_new_tokens=48)  # doctest: +SKIP
         >>> result["metrics"]["accuracy"], result["metrics"]["boxed_rate"]  # doctest: +SKIP
     """
-    from contextlib import nullcontext
-
     if rewards is None:
         from rlsurrogate.rewards import build_reward
 
         rewards = EvalRewards(["accuracy"], [build_reward("accuracy")], gold=[True], weights=[0.0])
     eos = [tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))]
-    generate = hf_generator(lambda: nullcontext(model), tokenizer, max_new_tokens, model.device, eos)
+    generate = hf_generator(lambda: _bf16_autocast(model, bf16), tokenizer, max_new_tokens, model.device, eos)
     return evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress)
+
+
+@contextmanager
+def _bf16_autocast(model: Any, enabled: bool) -> Iterator[Any]:
+    """Yields `model`, under bf16 autocast on its device when `enabled`."""
+    import torch
+
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=enabled):
+        yield model
 
 
 def process_state() -> Any:

@@ -53,7 +53,8 @@ __all__ = [
 
 # Our defaults for `training` where they differ from GRPOConfig's: one log line per step (runs are short), no
 # external trackers (offline by default), and no gradient checkpointing (it only slows small models down).
-# `bf16` defaults to whether a bf16-capable GPU is present; GRPOConfig's True fails on a CPU. `max_steps` keeps
+# `bf16` defaults to whether a bf16-capable GPU is present (GRPOConfig's True fails on a CPU); `bf16: auto` also turns
+# it on for a CPU with bf16 instructions (`build.bf16_mixed_precision`). `max_steps` keeps
 # TRL's default (-1: `num_train_epochs` over the whole dataset); the run prints the resolved step count at start.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "logging_steps": 1,
@@ -677,6 +678,9 @@ def _check_training(training: dict[str, Any]) -> list[str]:
             problems.append(f"training.{key} = {value!r}: has no effect here ({_NO_EFFECT[key]}); remove it.")
         elif key not in fields:
             problems.append(f"training.{key}: not a GRPOConfig field.{did_you_mean(key, list(fields))}")
+        elif key == "bf16":
+            if not (value is None or isinstance(value, bool) or value == "auto"):
+                problems.append(f'training.bf16 = {value!r}: must be true, false or "auto" (bf16 where it is native).')
         elif value is not None and not _type_ok(value, hints.get(key, Any)):
             problems.append(f"training.{key} = {value!r}: must be {_type_name(hints[key])}.")
     return problems

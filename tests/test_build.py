@@ -73,3 +73,58 @@ def test_optimizer_by_name(tmp_path):
     cls, kwargs = resolved.optimizer
     assert cls.__name__ == "AdamCM" and kwargs == {"buffer_size": 3}
     assert validate(_raw(tmp_path))[1].optimizer is None  # adamw: the Trainer's own
+
+
+@pytest.mark.parametrize(
+    "requested, gpu, gpu_bf16, cpu_bf16, expected",
+    [
+        (None, False, False, True, False),  # CPU default: fp32, even where bf16 is native
+        (None, True, True, False, True),  # GPU default: bf16 where the GPU has it
+        (None, True, False, True, False),
+        ("auto", False, False, True, True),  # auto: bf16 where the CPU multiplies it natively
+        ("auto", False, False, False, False),
+        ("auto", True, False, True, False),  # a GPU run is judged by its GPU, not its host CPU
+        ("auto", True, True, False, True),
+        (True, False, False, True, True),
+        (False, True, True, True, False),
+        (True, False, False, False, "neither a bf16-capable GPU nor a CPU with bf16 instructions"),
+        (True, True, False, False, "neither a bf16-capable GPU"),
+    ],
+)
+def test_bf16_follows_the_recipe_and_the_hardware(tmp_path, monkeypatch, requested, gpu, gpu_bf16, cpu_bf16, expected):
+    import torch
+
+    from rlsurrogate import build
+
+    (tmp_path / "counting.py").write_text(COUNTING_REWARD)
+    raw = _raw(tmp_path)
+    if requested is not None:
+        raw["training"]["bf16"] = requested
+    recipe, _ = validate(raw)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: gpu_bf16)
+    monkeypatch.setattr(build, "_cpu_has_bf16", lambda: cpu_bf16)
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=expected):
+            build.bf16_mixed_precision(recipe)
+    else:
+        assert build.bf16_mixed_precision(recipe) is expected
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, "AUTO", [True]])
+def test_bf16_takes_only_true_false_or_auto(tmp_path, value):
+    (tmp_path / "counting.py").write_text(COUNTING_REWARD)
+    raw = _raw(tmp_path)
+    raw["training"]["bf16"] = value
+    with pytest.raises(ConfigError, match='training.bf16 = .*: must be true, false or "auto"'):
+        validate(raw)
+
+
+def test_bf16_auto_reaches_grpo_config_as_a_boolean(tmp_path):
+    from rlsurrogate.build import bf16_mixed_precision
+
+    (tmp_path / "counting.py").write_text(COUNTING_REWARD)
+    raw = _raw(tmp_path)
+    raw["training"]["bf16"] = "auto"
+    recipe, resolved = validate(raw)
+    assert grpo_config(recipe, resolved).bf16 is bf16_mixed_precision(recipe)

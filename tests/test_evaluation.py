@@ -119,3 +119,26 @@ def test_two_processes_generate_disjoint_shares_and_equal_one_process(tmp_path, 
     assert [c["completion"] for c in two["completions"]] == [c["completion"] for c in one["completions"]]
     assert [c["length"] for c in one["completions"]][0] < max(c["length"] for c in one["completions"])
     assert two["metrics"] == pytest.approx(one["metrics"], nan_ok=True)
+
+
+def test_bf16_generates_under_autocast_and_leaves_the_weights_in_fp32(tiny):
+    """`evaluate_model(bf16=True)` runs the forward passes in bf16 (as a bf16 run evaluates during training); the
+    model's weights stay fp32 and its greedy text is still produced for every prompt."""
+    import torch
+
+    from rlsurrogate.evaluation import evaluate_model
+
+    make_model, tokenizer = tiny
+    model = make_model(0)
+    seen = []
+    handle = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    try:
+        fp32 = evaluate_model(model, tokenizer, _rows(), max_new_tokens=3, batch_size=2)
+        n_fp32 = len(seen)
+        bf16 = evaluate_model(model, tokenizer, _rows(), max_new_tokens=3, batch_size=2, bf16=True)
+    finally:
+        handle.remove()
+    assert set(seen[:n_fp32]) == {torch.float32} and set(seen[n_fp32:]) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert not torch.is_autocast_enabled("cpu")  # the autocast region ends with the evaluation
+    assert len(fp32["completions"]) == len(bf16["completions"]) == len(_rows())

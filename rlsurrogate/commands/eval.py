@@ -23,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlsurrogate.build import load, model_kwargs
+    from rlsurrogate.build import bf16_mixed_precision, load, model_kwargs
     from rlsurrogate.evaluation import EvalRewards, evaluate_model, process_state
     from rlsurrogate.models import load_model
     from rlsurrogate.rewards.guard import guard_reward
     from rlsurrogate.tasks.loaders import load_rows
 
     recipe, resolved = load(args.recipe, overrides=args.set)
+    bf16 = bf16_mixed_precision(recipe)
     state = process_state()
     final = Path(recipe.output_dir) / "final"
     name = args.model or (str(final) if (final / "config.json").is_file() else recipe.model.name)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     )
     max_new_tokens = recipe.eval.max_new_tokens or recipe.generation.max_completion_length
     result = evaluate_model(
-        model, tokenizer, rows, rewards, max_new_tokens, recipe.eval.batch_size, progress=not args.json
+        model, tokenizer, rows, rewards, max_new_tokens, recipe.eval.batch_size, progress=not args.json, bf16=bf16
     )
     if not state.is_main_process:
         return 0
@@ -61,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
         for sample in result["samples"][:4]:
             print(f"Q: {sample['prompt']}\nA: {sample['completion']!r}  (gold {sample['answer']})\n")
     keys = ("metrics", "num_prompts", "gold", "prompts_per_rank", "rank_wall_s", "wall_s")
-    print(json.dumps({key: result[key] for key in keys} | {"model": name}))
+    print(json.dumps({key: result[key] for key in keys} | {"model": name, "bf16": bf16}))
     return 0
