@@ -14,12 +14,13 @@ For completion i of a group of G completions of one prompt:
   value is r = b, and every number in E is given in the prompt or was stated earlier in the completion as a result;
   and nothing but closing punctuation follows the box (`ends_after_box`). "Tom has 2 + 5 = 7 apples. \\boxed{7}"
   passes; "2 + 5 = 7. \\boxed{12}", "2 + 5 = 8. \\boxed{8}", "1 * 7 = 7. \\boxed{7}" (1 is not in the prompt),
-  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. A *clean box after shown work*
-  that is not self-consistent, one box holding one plain number with nothing after it and some equation `E = r`
-  before it, right or wrong ("2 + 5 = 8. \\boxed{8}", "2 + 5 = 7. \\boxed{12}"), earns `partial_credit` while no
-  completion of its group is self-consistent: a stepping stone that bootstraps boxing (the model boxes ~15 % of its
-  answers before training) and is withdrawn from a group as soon as one completion of it is self-consistent.
-  Everything else earns 0: a bare box, no box, several boxes, an empty box or one holding text, text after the box.
+  a bare "\\boxed{7}" (nothing computed) and "\\boxed{7} \\endboxed ..." do not. A *clean box of the stated
+  result* that is not self-consistent, one box holding one plain number with nothing after it, that number being the
+  stated result r of the last equation `E = r` before it, whatever E computes ("2 + 5 = 8. \\boxed{8}"), earns
+  `partial_credit` while no completion of its group is self-consistent: a stepping stone that bootstraps boxing
+  (the model boxes ~15 % of its answers before training) and is withdrawn from a group as soon as one completion of
+  it is self-consistent. Everything else earns 0: a box that is not the last result ("2 + 5 = 7. \\boxed{12}"), a
+  bare box, no box, several boxes, an empty box or one holding text, text after the box.
 - V_i = 1[y_i = ŷ] (TTRL's reward), where only self-consistent completions (F_i = 1) answer: y_i is their boxed
   number. ŷ is the most common answer of the group when at least `min_votes` completions give it and no other answer
   is as common; otherwise the group has no pseudo-label and V = 0 for all of it.
@@ -48,8 +49,12 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
   Hence partial credit for a clean box after shown work only (version 3): 0.625 / 0.250 / 0.500. Seed 1 learned
   short wrong sums ("7 + 3 = 6\\nThe answer is \\boxed{ 6}"): in a group where some completions were right, boxed
   wrong work still earned 0.2 over unboxed text, so boxing was taught with or without the right sum. Hence the
-  stepping stone only in groups with no self-consistent completion (this reward, version 4): 0.562 / 0.500 /
-  0.500, boxed rate 1.0 / 1.0 / 0.84.
+  stepping stone only in groups with no self-consistent completion (version 4): 0.562 / 0.500 / 0.500, boxed rate
+  1.0 / 1.0 / 0.84. Under bf16 mixed precision (the quickstart's `training.bf16: auto`) the trajectories changed and
+  seed 2 learned boxes unrelated to the work ("10 - 3 = 5\\nThe answer is \\boxed{55}", "3 + 3 + 7 = 18\\nThe answer
+  is \\boxed{19}"; held-out accuracy 0.000 at steps 8 and 16): in groups with nothing self-consistent, any number
+  boxed after any equation earned 0.2. Hence partial credit only for boxing the last equation's stated result (this
+  reward, version 5; README, quickstart).
 
 Groups: TRL puts a prompt's G completions next to each other in a call (RepeatSampler), so runs of the same prompt
 are the groups; a run is cut into groups of `num_generations` (the recipe fills it in). A run of one completion is a
@@ -67,8 +72,8 @@ Failure modes (each has a test in tests/rewards/test_majority_vote.py):
    (the quickstart logs `accuracy`).
 3. No consensus, no vote: groups whose self-consistent answers all differ (or that have none) get V = 0.
 4. A group of one (greedy evaluation) has no vote: there the reward measures the format term alone.
-5. The format pays without the content: in a group with no self-consistent completion, a clean box after wrong
-   work ("2 + 5 = 8. \\boxed{8}") earns `partial_credit`, more than the right answer boxed bare ("\\boxed{7}", 0);
+5. The format pays without the content: in a group with no self-consistent completion, a clean box of a wrong
+   stated result ("2 + 5 = 8. \\boxed{8}") earns `partial_credit`, more than the right answer boxed bare ("\\boxed{7}", 0);
    only right, shown work earns the full score and the vote (and withdraws the partial credit from its group).
 
 Metrics: `rewards/majority_vote/mean` (TRL, from `__name__`) and `majority_vote/label_share` (logged through TRL's
@@ -189,8 +194,8 @@ def make_majority_vote(
 
     Args:
         vote_weight: weight of the agreement term V_i (TTRL's reward); 0 leaves the format term alone.
-        partial_credit: format score in [0, 1) of a clean number box after shown work that is not self-consistent,
-            in a group with no self-consistent completion.
+        partial_credit: format score in [0, 1) of a clean box of the last equation's stated result that is not
+            self-consistent, in a group with no self-consistent completion.
         min_votes: completions that must agree for a pseudo-label (>= 2, so that one answer never votes alone).
         num_generations: G, the completions per prompt; the recipe fills it from `generation.num_generations`.
 
@@ -237,7 +242,7 @@ def make_majority_vote(
 
 class _MajorityVoteReward:
     __name__ = "majority_vote"
-    version = "4"
+    version = "5"
     # Read by rlsurrogate.build: this reward compares the completions of a group, so a group must not be split.
     needs_whole_groups = True
 
@@ -265,7 +270,7 @@ class _MajorityVoteReward:
             for i in group:
                 if answers[i] is not None:
                     rewards[i] = 1.0 + self.vote_weight * float(answers[i] == label)
-                elif stepping_stone and _clean_box_after_work(texts[i]):
+                elif stepping_stone and _clean_box_of_stated_result(texts[i]):
                     rewards[i] = self.partial_credit
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and groups:
@@ -273,18 +278,18 @@ class _MajorityVoteReward:
         return rewards
 
 
-def _clean_box_after_work(text: str) -> bool:
-    """One box holding one plain number, nothing but closing punctuation after it, and some equation `E = r` (right
-    or wrong) before it."""
+def _clean_box_of_stated_result(text: str) -> bool:
+    """One box holding one plain number, nothing but closing punctuation after it, and that number is the stated
+    result r of the last equation `E = r` before it (or the equation is `E = \\boxed{...}`), right or wrong."""
     content = last_boxed(text)
-    box_start = text.rfind(_BOXED)
-    return (
-        text.count(_BOXED) == 1
-        and content is not None
-        and ends_after_box(text)
-        and parse_plain_number(content) is not None
-        and bool(_equations(text, box_start + len(_BOXED)))
-    )
+    if text.count(_BOXED) != 1 or content is None or not ends_after_box(text):
+        return False
+    boxed = parse_plain_number(content)
+    equations = _equations(text, text.rfind(_BOXED) + len(_BOXED))
+    if boxed is None or not equations:
+        return False
+    stated = equations[-1][1]
+    return stated == _BOXED or Fraction(stated) == boxed
 
 
 def _box_end(text: str) -> int | None:

@@ -93,8 +93,9 @@ def test_group_runs_cuts_runs_into_groups_and_refuses_split_groups():
 def test_reward_levels_in_a_group_without_a_self_consistent_completion():
     completions = [
         "\\boxed{7}",  # a clean box, nothing computed: nothing
-        "Tom has 2 + 5 = 7 apples. \\boxed{12}",  # a clean box contradicting the work: partial
-        "Tom has 2 + 5 = 8 apples. \\boxed{8}",  # a clean box after wrong work: partial
+        "Tom has 2 + 5 = 7 apples. \\boxed{12}",  # a clean box contradicting the work: nothing
+        "Tom has 2 + 5 = 8 apples. \\boxed{8}",  # a clean box of a wrong stated result: partial
+        "2 + 5 = \\boxed{8}",  # the box is the (wrong) stated result: partial
         "\\boxed{7}\n\\endboxers \\begin",  # text goes on after the box: nothing
         "\\boxed{ \\boxed{ 7}}",  # nested boxes: nothing
         "The answer is \\boxed{ }.",  # empty box: nothing
@@ -102,7 +103,7 @@ def test_reward_levels_in_a_group_without_a_self_consistent_completion():
         "Tom has 2 + 5 = 7 apples. \\boxed{7} \\endboxers",  # right work, its box, text after it: nothing
         "The answer is \\boxed{seven}.",  # a box holding no plain number: nothing
     ]
-    expected = [0, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
+    expected = [0, 0, 0.2, 0.2, 0, 0, 0, 0, 0, 0]
     assert _call(make_majority_vote(), completions) == pytest.approx(expected)
 
 
@@ -159,7 +160,7 @@ def test_long_arithmetic_runs_never_hang():
         text = sep.join(["1"] * 20_000) + " \\boxed{7}"  # no `=`: no work shown
         start = time.perf_counter()
         assert _call(make_majority_vote(), [text, text]) == pytest.approx([0.0, 0.0])
-        assert _call(make_majority_vote(), [text.replace(" \\boxed", " = 3 \\boxed")] * 2) == pytest.approx([0.2, 0.2])
+        assert _call(make_majority_vote(), [text.replace(" \\boxed", " = 7 \\boxed")] * 2) == pytest.approx([0.2, 0.2])
         assert time.perf_counter() - start < 1.0
 
 
@@ -196,7 +197,7 @@ def test_failure_mode_group_of_one_scores_the_format_alone():
 def test_failure_mode_the_format_pays_without_the_content():
     # Gold is 7: in a group where nothing is self-consistent, a clean box after wrong work earns partial credit, more
     # than the right answer boxed bare; only right shown work earns more (and then withdraws the partial credit).
-    completions = ["2 + 5 = 8. \\boxed{8}", "2 + 5 = 7, so \\boxed{9}", "\\boxed{7}"]
+    completions = ["2 + 5 = 8. \\boxed{8}", "2 + 5 = 9, so \\boxed{9}", "\\boxed{7}"]
     assert _call(make_majority_vote(), completions) == pytest.approx([0.2, 0.2, 0.0])
     with_right_work = [*completions, "2 + 5 = 7, so \\boxed{7}"]
     assert _call(make_majority_vote(), with_right_work) == pytest.approx([0, 0, 0, 1.0])
@@ -206,6 +207,18 @@ def test_measured_bare_box_collapse_earns_nothing():
     # What partial credit for any clean box collapsed to on one of three seeds (held-out accuracy 0.094): a bare box
     # per prompt, nothing computed. With partial credit for shown work only, it earns nothing.
     assert _call(make_majority_vote(num_generations=8), ["\\boxed{4}"] * 4 + ["\\boxed{ 10 }."] * 4) == [0.0] * 8
+
+
+def test_measured_unrelated_box_collapse_earns_nothing():
+    # What seed 2 of the bf16 quickstart learned when any number boxed after any equation earned partial credit
+    # (held-out accuracy 0.000 at steps 8 and 16): a box unrelated to the work. Only the stated result may be boxed.
+    completions = [
+        "10 - 3 = 5\nThe answer is \\boxed{55}",
+        "3 + 3 + 7 = 18\nThe answer is \\boxed{19}",
+        "2 + 5 = 7\nLeo has 7 - 2 = 3 more\nThe answer is \\boxed{10}",
+        "10 - 3 = 5\nThe answer is \\boxed{5}",  # boxes the (wrong) result it stated: the stepping stone
+    ]
+    assert _call(make_majority_vote(num_generations=4), completions) == pytest.approx([0, 0, 0, 0.2])
 
 
 def test_measured_collapse_earns_nothing():
@@ -240,7 +253,7 @@ def test_bad_params_are_refused_with_the_field_named(params, field):
 def test_registered_picklable_and_versioned():
     reward = build_reward("majority_vote", {"num_generations": 2})
     clone = pickle.loads(pickle.dumps(reward))
-    assert clone.__name__ == "majority_vote" and reward.version == "4" and clone.num_generations == 2
+    assert clone.__name__ == "majority_vote" and reward.version == "5" and clone.num_generations == 2
     completions = ["2 + 5 = 7. \\boxed{7}", "2 + 5 = \\boxed{7}"]
     assert _call(clone, completions) == _call(reward, completions) == pytest.approx([2.0, 2.0])
 
