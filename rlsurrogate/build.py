@@ -170,28 +170,25 @@ def grpo_config(recipe: Recipe, resolved: Resolved) -> Any:
 def bf16_mixed_precision(recipe: Recipe) -> bool:
     """Whether the run computes in bf16 mixed precision (fp32 weights, bf16 matmuls under autocast).
 
-    `training.bf16` absent: on with a bf16-capable GPU, off on a CPU (fp32 results, as TRL's tests expect them).
-    `true`: on; a ConfigError where neither a bf16 GPU nor a CPU with bf16 instructions (AVX512-BF16 or AMX) exists,
-    since elsewhere bf16 is emulated and slower than fp32. `"auto"`: on where either exists, else off; on such a
-    CPU a forward + backward of SmolLM2-135M takes about half the time of fp32 (README, quickstart).
+    `training.bf16` absent: on with a bf16-capable GPU, off on a CPU (fp32, torch's and TRL's CPU default).
+    `true`: on; a ConfigError where the device has no bf16 instructions (a GPU before Ampere; a CPU without
+    AVX512-BF16 or AMX), since there bf16 is emulated and slower than fp32. `"auto"`: on where the device has them,
+    else off. On such a CPU a forward + backward of SmolLM2-135M takes about half the time of fp32 (README, Recipes).
     """
     import torch
 
     requested = recipe.training.get("bf16")
-    if torch.cuda.is_available():
-        native = torch.cuda.is_bf16_supported()
-        if requested is None:
-            return native
-    else:
-        native = _cpu_has_bf16()
-        if requested is None:
-            return False
+    gpu = torch.cuda.is_available()
+    native = torch.cuda.is_bf16_supported() if gpu else _cpu_has_bf16()
+    if requested is None:
+        return gpu and native
     if requested == "auto":
         return native
     if requested and not native:
+        device = "GPU has no bf16 support" if gpu else "CPU has no bf16 instructions (AVX512-BF16 or AMX)"
         raise ConfigError(
-            "training.bf16 = true: this machine has neither a bf16-capable GPU nor a CPU with bf16 instructions "
-            '(AVX512-BF16 or AMX); set training.bf16: false, or "auto" to use bf16 only where it is native.'
+            f'training.bf16 = true: this machine\'s {device}; set training.bf16: false, or "auto" to use bf16 only '
+            "where it is native."
         )
     return bool(requested)
 

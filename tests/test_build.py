@@ -87,8 +87,8 @@ def test_optimizer_by_name(tmp_path):
         ("auto", True, True, False, True),
         (True, False, False, True, True),
         (False, True, True, True, False),
-        (True, False, False, False, "neither a bf16-capable GPU nor a CPU with bf16 instructions"),
-        (True, True, False, False, "neither a bf16-capable GPU"),
+        (True, False, False, False, "CPU has no bf16 instructions"),
+        (True, True, False, True, "GPU has no bf16 support"),
     ],
 )
 def test_bf16_follows_the_recipe_and_the_hardware(tmp_path, monkeypatch, requested, gpu, gpu_bf16, cpu_bf16, expected):

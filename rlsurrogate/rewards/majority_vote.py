@@ -73,8 +73,9 @@ Failure modes (each has a test in tests/rewards/test_majority_vote.py):
 3. No consensus, no vote: groups whose self-consistent answers all differ (or that have none) get V = 0.
 4. A group of one (greedy evaluation) has no vote: there the reward measures the format term alone.
 5. The format pays without the content: in a group with no self-consistent completion, a clean box of a wrong
-   stated result ("2 + 5 = 8. \\boxed{8}") earns `partial_credit`, more than the right answer boxed bare ("\\boxed{7}", 0);
-   only right, shown work earns the full score and the vote (and withdraws the partial credit from its group).
+   stated result ("2 + 5 = 8. \\boxed{8}") earns `partial_credit`, more than the right answer boxed bare
+   ("\\boxed{7}", 0); only right, shown work earns the full score and the vote (and withdraws the partial credit
+   from its group).
 
 Metrics: `rewards/majority_vote/mean` (TRL, from `__name__`) and `majority_vote/label_share` (logged through TRL's
 `log_metric`: the share of groups in the call that had a pseudo-label).
