@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,16 +168,17 @@ def evaluate_model(
 
         rewards = EvalRewards(["accuracy"], [build_reward("accuracy")], gold=[True], weights=[0.0])
     eos = [tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))]
-    generate = hf_generator(lambda: _bf16_autocast(model, bf16), tokenizer, max_new_tokens, model.device, eos)
+    context = (lambda: _bf16_autocast(model)) if bf16 else (lambda: nullcontext(model))
+    generate = hf_generator(context, tokenizer, max_new_tokens, model.device, eos)
     return evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress)
 
 
 @contextmanager
-def _bf16_autocast(model: Any, enabled: bool) -> Iterator[Any]:
-    """Yields `model`, under bf16 autocast on its device when `enabled`."""
+def _bf16_autocast(model: Any) -> Iterator[Any]:
+    """Yields `model`, under bf16 autocast on its device."""
     import torch
 
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=enabled):
+    with torch.autocast(model.device.type, dtype=torch.bfloat16):
         yield model
 
 

@@ -53,9 +53,9 @@ __all__ = [
 
 # Our defaults for `training` where they differ from GRPOConfig's: one log line per step (runs are short), no
 # external trackers (offline by default), and no gradient checkpointing (it only slows small models down).
-# `bf16` defaults to whether a bf16-capable GPU is present (GRPOConfig's True fails on a CPU); `bf16: auto` also turns
-# it on for a CPU with bf16 instructions (`build.bf16_mixed_precision`). `max_steps` keeps
-# TRL's default (-1: `num_train_epochs` over the whole dataset); the run prints the resolved step count at start.
+# `bf16` defaults to whether a bf16-capable GPU is present (fp32 on a CPU); `bf16: auto` also turns it on for a CPU
+# with bf16 instructions (`build.bf16_mixed_precision`). `max_steps` keeps TRL's default (-1: `num_train_epochs` over
+# the whole dataset); the run prints the resolved step count at start.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "logging_steps": 1,
     "report_to": "none",

@@ -50,7 +50,7 @@ Why the format term is this strict (each measured on SmolLM2-135M-Instruct, the 
   short wrong sums ("7 + 3 = 6\\nThe answer is \\boxed{ 6}"): in a group where some completions were right, boxed
   wrong work still earned 0.2 over unboxed text, so boxing was taught with or without the right sum. Hence the
   stepping stone only in groups with no self-consistent completion (version 4): 0.562 / 0.500 / 0.500, boxed rate
-  1.0 / 1.0 / 0.84. Under bf16 mixed precision (the quickstart's `training.bf16: auto`) the trajectories changed and
+  1.0 / 1.0 / 0.84. Under bf16 mixed precision (the quickstart with `training.bf16: auto`) the trajectories changed and
   seed 2 learned boxes unrelated to the work ("10 - 3 = 5\\nThe answer is \\boxed{55}", "3 + 3 + 7 = 18\\nThe answer
   is \\boxed{19}"; held-out accuracy 0.000 at steps 8 and 16): in groups with nothing self-consistent, any number
   boxed after any equation earned 0.2. Hence partial credit only for boxing the last equation's stated result (this
