@@ -8,7 +8,8 @@ everything else:
   (`rlsurrogate.sampling`), which runs one or more rounds of TRL's own generation and scoring (each round's
   `ScoredBatch` goes to the score listeners, i.e. diagnostics) and returns the batch to train on; the objective
   then attaches per-sample tensors before TRL shuffles the batch.
-- `compute_loss`: the objective's loss, or TRL's when the objective defers (the GRPO family), rescaled when a
+- `compute_loss`: the objective's loss, or TRL's when the objective defers (the GRPO family) on the micro-batch
+  without its all-masked trailing completion columns (`micro_batch.py`: same loss, less compute), rescaled when a
   filtering sampler had to fill the batch with groups that must stay out of the loss's normalisation.
 - `train`: restores the sampler's state on `resume_from_checkpoint`; `SamplerCheckpoint` saves it.
 Every callable reward is wrapped in `GuardedReward`, which fails loudly on bad output instead of letting TRL
@@ -26,6 +27,7 @@ from trl import GRPOTrainer
 
 from rlsurrogate import trl_compat
 from rlsurrogate.errors import ConfigError, UnsupportedError
+from rlsurrogate.micro_batch import trim_completion_padding
 from rlsurrogate.objectives.base import Objective, ScoredBatch
 from rlsurrogate.rewards.guard import GuardedReward, guard_reward
 from rlsurrogate.sampling.base import Round, Sampler
@@ -103,7 +105,7 @@ class RLTrainer(GRPOTrainer):
         loss = self.objective.compute_loss(self, model, inputs)
         if loss is not None:
             return loss
-        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = super().compute_loss(model, trim_completion_padding(inputs), return_outputs, num_items_in_batch)
         if self.model.training and "sampling_rows" in inputs:  # filler rows stay out of the normalisation
             processes, per_generation = self.accelerator.num_processes, self.args.steps_per_generation
             loss = loss * filler_loss_scale(self.loss_type, inputs, processes, per_generation)

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "rlsurrogate.checkpoints",
         "rlsurrogate.hacking_guard",
         "rlsurrogate.trl_compat",
+        "rlsurrogate.micro_batch",
     ),
     (
         "rlsurrogate.rewards",
