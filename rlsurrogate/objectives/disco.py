@@ -58,6 +58,7 @@ from typing import Any
 import torch
 
 from rlsurrogate.errors import ConfigError, RewardError, UnsupportedError
+from rlsurrogate.micro_batch import trim_completion_padding
 from rlsurrogate.objectives.base import Objective, ScoredBatch, TrainerView, config_from_params
 
 __all__ = [
@@ -332,7 +333,7 @@ class DisCO(Objective):
         if j == 0 or self._plan is None:
             self._window = self._select(trainer, index // accumulation)
             self._plan = None
-        micro = self._window[j]
+        micro = trim_completion_padding(self._window[j])
         logps, entropies, mask = _forward(trainer, model, micro, compute_entropy=True)
         old = micro.get("old_per_token_logps")
         old = logps.detach() if old is None else old
@@ -410,7 +411,7 @@ class DisCO(Objective):
     def _current_scores(self, trainer: Any, micro_batches: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         scores, kl_sum = [], 0.0
         with torch.no_grad():
-            for micro in micro_batches:
+            for micro in map(trim_completion_padding, micro_batches):
                 logps, _, mask = _forward(trainer, trainer.model, micro, compute_entropy=False)
                 old = micro.get("old_per_token_logps")
                 old = logps if old is None else old

@@ -374,8 +374,8 @@ class _StandInTrainer:
         table = torch.log_softmax(self.theta, dim=-1)  # (T, V)
         ids = batch["completion_ids"]
         logps = table.unsqueeze(0).expand(len(ids), -1, -1).gather(2, ids.unsqueeze(2)).squeeze(2)
-        entropy = -(table.exp() * table).sum(-1).unsqueeze(0).expand(len(ids), -1)
-        return logps, entropy
+        entropy = -(table.exp() * table).sum(-1)[: ids.shape[1]].unsqueeze(0).expand(len(ids), -1)
+        return logps, entropy  # (b, width of this batch's completions), as TRL's forward returns them
 
 
 def _generation_batch(theta, N=24, G=4, T=6, seed=0, with_old=False):
