@@ -38,6 +38,7 @@ def main() -> None:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from rlsurrogate import trl_compat
     from rlsurrogate.micro_batch import trim_completion_padding
     from rlsurrogate.models import load_model, tiny_model
     from rlsurrogate.tasks import build_task
@@ -73,9 +74,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     micro_batches = []
     for g in range(args.generations):
-        trainer._buffered_inputs = None
+        trainer._buffered_inputs = None  # TRL generates again when its buffer is empty
         trainer._prepare_inputs([row for row in rows[2 * g : 2 * g + 2] for _ in range(8)])
-        micro_batches += trainer._buffered_inputs
+        micro_batches += trl_compat.generation_buffer(trainer)
 
     def one_pass(trim: bool) -> tuple[float, float]:
         model.zero_grad(set_to_none=True)
