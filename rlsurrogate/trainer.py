@@ -12,6 +12,8 @@ everything else:
   without its all-masked trailing completion columns (`micro_batch.py`: same loss, less compute), rescaled when a
   filtering sampler had to fill the batch with groups that must stay out of the loss's normalisation.
 - `train`: restores the sampler's state on `resume_from_checkpoint`; `SamplerCheckpoint` saves it.
+On a CPU, TRL's fused LM head projects only the completion tokens, as it does on a GPU
+(`trl_compat.score_only_labelled_positions`: same loss, less compute).
 Every callable reward is wrapped in `GuardedReward`, which fails loudly on bad output instead of letting TRL
 train on it, and `dry_run_rewards` calls each reward once before training starts.
 """
@@ -77,6 +79,7 @@ class RLTrainer(GRPOTrainer):
         timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
         guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
         super().__init__(*args, reward_funcs=guarded, **kwargs)
+        trl_compat.score_only_labelled_positions()
         if optimizer_cls_and_kwargs is not None:  # GRPOTrainer does not pass it on to transformers.Trainer
             self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
         self._check_sampler()

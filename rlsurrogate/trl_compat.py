@@ -2,9 +2,10 @@
 
 RLTrainer and the modules around it talk to TRL's `GRPOTrainer` through its documented hooks wherever one exists.
 Where none does (greedy generation through the run's own vLLM engine, the generation context TRL uses for ZeRO-3 /
-FSDP weights), the access is written here, once, against TRL 1.16 (`trl/trainer/grpo_trainer.py`,
-`trl/generation/vllm_generation.py`). `tests/test_trl_compat.py` checks that each member still exists, so a TRL
-upgrade that removes one fails loudly there instead of deep inside a run.
+FSDP weights, which positions TRL's fused LM head projects on a CPU), the access is written here, once, against TRL
+1.16 (`trl/trainer/grpo_trainer.py`, `trl/generation/vllm_generation.py`, `trl/trainer/utils.py`).
+`tests/test_trl_compat.py` checks that each member still exists, so a TRL upgrade that removes one fails loudly there
+instead of deep inside a run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "generation_buffer",
     "generation_model",
     "micro_step",
+    "score_only_labelled_positions",
     "token_logps",
     "uses_vllm",
     "vllm_greedy_generate",
@@ -39,6 +41,7 @@ TRL_PRIVATE_MEMBERS: tuple[tuple[str, str], ...] = (
     ("VLLMGeneration", "temperature"),
     ("VLLMGeneration", "repetition_penalty"),
     ("VLLMGeneration", "max_completion_length"),
+    ("trl.trainer.utils", "_use_triton"),  # whether the fused LM head projects only the labelled positions
 )
 
 # Sampling attributes of TRL's VLLMGeneration that `generate` reads; greedy evaluation overrides these for one call
@@ -100,6 +103,29 @@ def vllm_greedy_generate(trainer: Any, prompt_ids: list[list[int]], max_new_toke
         for name, value in saved.items():
             setattr(engine, name, value)
     return [list(ids) for ids in completion_ids]
+
+
+def score_only_labelled_positions() -> None:
+    """Makes TRL's fused LM head project only the positions it scores (completion tokens) on a CPU too.
+
+    TRL 1.16's `add_fused_lm_head` (`trl/trainer/utils.py`) projects the hidden states through the LM head only at
+    the positions whose label is not -100 on Triton devices (CUDA, XPU); elsewhere it projects every position, prompt
+    and padding included, so that compilers that specialise on shapes (Neuron) see fixed tiles. A CPU compiles
+    nothing, and there the projection onto the vocabulary is the costliest part of the loss: on the quickstart
+    (SmolLM2-135M, 49k tokens, micro-batches of 2) a fifth of each step. The scored positions get the same
+    log-probabilities and gradients; the others are 0, as on a GPU. Process-wide and idempotent.
+    """
+    from trl.trainer import utils as trl_utils
+
+    decides = trl_utils._use_triton
+    if getattr(decides, "scores_cpu_compactly", False):
+        return
+
+    def compact_on_triton_or_cpu(device: Any) -> bool:
+        return device.type == "cpu" or decides(device)
+
+    compact_on_triton_or_cpu.scores_cpu_compactly = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = compact_on_triton_or_cpu
 
 
 def micro_step(trainer: Any) -> int:

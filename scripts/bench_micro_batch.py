@@ -1,16 +1,20 @@
-"""Forward + backward of TRL's GRPO loss on micro-batches with and without their trailing completion padding.
+"""Forward + backward of TRL's GRPO loss on the CPU: as TRL runs it, and as RLTrainer hands it its micro-batches.
 
-TRL pads every completion of a generation to the longest; RLTrainer hands TRL each micro-batch without the trailing
-columns that are masked in every row (`rlsurrogate/micro_batch.py`). This samples real generations with TRL's
-GRPOTrainer in the quickstart's shape (2 arithmetic prompts x 8 completions of at most 48 tokens, T 0.6, micro-batches
-of 2, the quickstart's prompt template), then times TRL's `_compute_loss` + backward over their micro-batches both
-ways, alternating, on the same weights and tokens, and checks that the losses agree.
+Three ways, alternating, on the same weights and tokens:
+- TRL: the micro-batch as TRL buffered it, every completion padded to the generation's longest; TRL's fused LM head
+  projects every position (prompt and padding included) onto the vocabulary, as it does on devices without Triton;
+- trimmed: without the trailing completion columns masked in every row (`rlsurrogate/micro_batch.py`);
+- trimmed + scored only: and the LM head projects only the completion tokens it scores
+  (`trl_compat.score_only_labelled_positions`, which RLTrainer turns on; what TRL does on a GPU).
+The generations are real: TRL's GRPOTrainer samples them in the quickstart's shape (2 arithmetic prompts x 8
+completions of at most 48 tokens, T 0.6, micro-batches of 2, the quickstart's prompt template). The losses must agree.
 
-    python scripts/bench_micro_batch.py                                   # embedded SmolLM2-135M, ~3 min on 2 cores
+    python scripts/bench_micro_batch.py                                   # embedded SmolLM2-135M, ~4 min on 2 cores
     python scripts/bench_micro_batch.py --model outputs/quickstart/final  # a trained model's (shorter) completions
     python scripts/bench_micro_batch.py --model tiny --generations 1      # a tiny random model: seconds, smoke check
 
-The last line is JSON: {"ratio": trimmed / padded seconds, "padded_s": ..., "trimmed_s": ..., ...}.
+The last line is JSON: {"ratio": trimmed / TRL seconds, "ratio_rl_trainer": trimmed + scored only / TRL seconds,
+"ratio_scored_only": trimmed + scored only / trimmed seconds, ...}.
 """
 
 from __future__ import annotations
@@ -78,49 +82,68 @@ def main() -> None:
         trainer._prepare_inputs([row for row in rows[2 * g : 2 * g + 2] for _ in range(8)])
         micro_batches += trl_compat.generation_buffer(trainer)
 
-    def one_pass(trim: bool) -> tuple[float, float]:
+    import trl.trainer.utils as trl_utils
+
+    trl_decides = trl_utils._use_triton
+    trl_compat.score_only_labelled_positions()
+    scored_only = trl_utils._use_triton
+    arms = {"trl": "TRL", "trimmed": "trimmed", "scored": "trimmed + scored only (RLTrainer)"}
+
+    def one_pass(arm: str) -> tuple[float, float]:
+        trl_utils._use_triton = scored_only if arm == "scored" else trl_decides
         model.zero_grad(set_to_none=True)
         start, total = time.perf_counter(), 0.0
         for micro in micro_batches:
-            loss = GRPOTrainer._compute_loss(trainer, model, trim_completion_padding(micro) if trim else micro)
+            loss = GRPOTrainer._compute_loss(trainer, model, micro if arm == "trl" else trim_completion_padding(micro))
             loss.backward()
             total += loss.detach().item()
         return time.perf_counter() - start, total
 
-    one_pass(False)  # warm-up
-    seconds: dict[bool, list[float]] = {False: [], True: []}
-    losses: dict[bool, float] = {}
+    one_pass("trl")  # warm-up
+    seconds: dict[str, list[float]] = {arm: [] for arm in arms}
+    losses: dict[str, float] = {}
     for repeat in range(args.repeats):
-        for trim in (False, True) if repeat % 2 == 0 else (True, False):
-            elapsed, losses[trim] = one_pass(trim)
-            seconds[trim].append(elapsed)
-        padded_s, trimmed_s = seconds[False][-1], seconds[True][-1]
-        print(f"repeat {repeat + 1}/{args.repeats}: padded {padded_s:.2f} s  trimmed {trimmed_s:.2f} s")
+        for arm in list(arms) if repeat % 2 == 0 else list(arms)[::-1]:
+            elapsed, losses[arm] = one_pass(arm)
+            seconds[arm].append(elapsed)
+        print(f"repeat {repeat + 1}/{args.repeats}: " + "  ".join(f"{arm} {seconds[arm][-1]:.2f} s" for arm in arms))
 
-    padded, trimmed = statistics.median(seconds[False]), statistics.median(seconds[True])
+    median = {arm: statistics.median(values) for arm, values in seconds.items()}
     lengths = torch.cat([m["completion_mask"].sum(dim=1) for m in micro_batches]).float()
-    columns = {
-        False: statistics.mean(float(m["completion_ids"].shape[1]) for m in micro_batches),
-        True: statistics.mean(float(trim_completion_padding(m)["completion_ids"].shape[1]) for m in micro_batches),
+    columns = statistics.mean(float(m["completion_ids"].shape[1]) for m in micro_batches)
+    trimmed_columns = statistics.mean(
+        float(trim_completion_padding(m)["completion_ids"].shape[1]) for m in micro_batches
+    )
+    prompt_width = statistics.mean(float(m["prompt_ids"].shape[1]) for m in micro_batches)
+    projected = {
+        "trl": 2 * (prompt_width + columns) - 2,
+        "trimmed": 2 * (prompt_width + trimmed_columns) - 2,
+        "scored": float(lengths.sum()) / len(micro_batches),
     }
     print()
     print(
         f"{len(micro_batches)} micro-batches of 2 from {args.generations} generation(s) of 2 x 8; completion length "
-        f"mean {lengths.mean():.1f}, max {lengths.max():.0f} tokens; prompt width "
-        f"{statistics.mean(m['prompt_ids'].shape[1] for m in micro_batches):.1f}"
+        f"mean {lengths.mean():.1f}, max {lengths.max():.0f} tokens; prompt width {prompt_width:.1f}"
     )
-    print(f"{'micro-batches':<22}{'completion columns (mean)':>27}{'s per pass (median)':>22}")
-    for trim, name in ((False, "padded (TRL)"), (True, "trimmed (RLTrainer)")):
-        print(f"{name:<22}{columns[trim]:>27.1f}{statistics.median(seconds[trim]):>22.3f}")
-    diff = abs(losses[True] - losses[False])
-    print(f"ratio trimmed / padded {trimmed / padded:.3f}; summed loss difference {diff:.2e}")
+    print(f"{'micro-batches':<36}{'completion columns':>20}{'LM head rows':>14}{'s per pass (median)':>22}")
+    for arm, name in arms.items():
+        width = columns if arm == "trl" else trimmed_columns
+        print(f"{name:<36}{width:>20.1f}{projected[arm]:>14.1f}{median[arm]:>22.3f}")
+    diff = max(abs(losses[arm] - losses["trl"]) for arm in arms)
+    ratio, ratio_scored = median["trimmed"] / median["trl"], median["scored"] / median["trl"]
+    print(
+        f"ratio to TRL: trimmed {ratio:.3f}, trimmed + scored only {ratio_scored:.3f}; "
+        f"largest summed loss difference {diff:.2e}"
+    )
     print(
         json.dumps(
             {
-                "ratio": round(trimmed / padded, 4),
-                "padded_s": round(padded, 4),
-                "trimmed_s": round(trimmed, 4),
-                "completion_columns": {"padded": columns[False], "trimmed": round(columns[True], 2)},
+                "ratio": round(ratio, 4),
+                "ratio_rl_trainer": round(ratio_scored, 4),
+                "ratio_scored_only": round(median["scored"] / median["trimmed"], 4),
+                "seconds": {arm: round(value, 4) for arm, value in median.items()},
+                "completion_columns": {"padded": columns, "trimmed": round(trimmed_columns, 2)},
+                "lm_head_rows": {arm: round(value, 1) for arm, value in projected.items()},
                 "completion_length_mean": round(float(lengths.mean()), 2),
                 "loss_abs_diff": diff,
                 "model": args.model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import pytest
@@ -9,10 +10,12 @@ import pytest
 from rlsurrogate.trl_compat import TRL_PRIVATE_MEMBERS
 
 
-def _owner(name: str) -> type:
+def _owner(name: str) -> object:
     from trl import GRPOTrainer
     from trl.generation.vllm_generation import VLLMGeneration
 
+    if "." in name:  # a module
+        return importlib.import_module(name)
     return {"GRPOTrainer": GRPOTrainer, "VLLMGeneration": VLLMGeneration}[name]
 
 
@@ -21,6 +24,7 @@ def test_member_exists(owner, member):
     cls = _owner(owner)
     if hasattr(cls, member):
         return
+    assert inspect.isclass(cls), f"TRL's {owner} no longer has {member}; update trl_compat.py"
     source = inspect.getsource(cls)  # instance attributes are assigned in the class's methods
     assert f"self.{member} =" in source, f"TRL {cls.__module__}.{owner} no longer has {member}; update trl_compat.py"
 
