@@ -244,7 +244,8 @@ def test_hyperparameters_reoptimised_every_step_below_100_then_as_the_data_grow_
         return fit_gp(F, y, **kwargs)
 
     monkeypatch.setattr(bo_module, "fit_gp", spy)
-    opt = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=5, **FAST)
+    # random points told at once look like a stalled search: without restarts the GP sees every point
+    opt = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=5, stall_window=None, **FAST)
     X = torch.rand(150, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     f = lambda X: -((X - 0.3) ** 2).sum(-1)  # noqa: E731
     opt.tell(X[:50], f(X[:50]))
@@ -257,6 +258,6 @@ def test_hyperparameters_reoptimised_every_step_below_100_then_as_the_data_grow_
     refit = [m > 0 for m in maxiters]
     assert refit == [True] * 5 + [False, False, True]  # int(0.02 * 150) = 3 points between optimisations
     state = opt.state_dict()
-    again = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=5, **FAST)
+    again = BayesianOptimization([[0.0, 0.0], [1.0, 1.0]], seed=0, n_init=5, stall_window=None, **FAST)
     again.load_state_dict(state)
     assert again._fitted_n == opt._fitted_n == 153

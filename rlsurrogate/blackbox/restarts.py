@@ -1,0 +1,62 @@
+"""Restarts of a stalled Bayesian optimisation: which observations the current restart owns, from the values alone.
+
+A GP search that has settled in a local optimum keeps proposing there: expected improvement is largest next to the
+incumbent, and a far region with a better basin looks no better than the rest of the unexplored space. On Hartmann6
+(10 start-up points, 100 evaluations) every GP method measured stayed in the basin of its best start-up point, so
+whether a run ends in the global basin was decided by its first 10 points (README, Bayesian optimisation). TuRBO
+(Eriksson et al., NeurIPS 2019, §3) answers with restarts: when a local search has converged, it starts again from a
+fresh space-filling design with a model of the new points only, so that the old incumbent does not dominate the
+acquisition. `BayesianOptimization` does the same and keeps the old search alive: after a restart, one proposal in
+`polish_every` still maximises the acquisition of the GP on every observation (the incumbent keeps being polished),
+the others come from the restart (its Sobol design, then the GP on its own points). A restart that stalls in turn is
+replaced by a new one.
+
+Everything here is a function of the ordered observed values, so the state is the observations themselves: a run
+resumed from its log, or rebuilt by the Optuna sampler from a study's trials, makes the same choices.
+- A search has stalled when it has at least `n_init + window` points and its best value over its last `window`
+  points is not above its best before them by more than `tol` times the range of every value observed so far.
+- The first search owns every observation. A restart starting at observation `s` owns observation `s + j` when
+  `j < n_init` (its design) or when `(j - n_init) % polish_every != polish_every - 1` (not a polishing proposal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = ["STALL_TOL", "current_restart"]
+
+STALL_TOL = 1e-3  # a stall: no improvement above this share of the observed range over the window
+
+
+def current_restart(
+    values: Sequence[float], *, n_init: int, window: int, polish_every: int, tol: float = STALL_TOL
+) -> tuple[int | None, list[int]]:
+    """The start of the current restart (None: the first search still runs) and the observations it owns.
+
+    Args:
+        values: Observed values in the order they were told, larger is better; -inf for an infeasible point.
+        n_init: Points of each restart's space-filling design (as the first search's).
+        window: Evaluations without improvement that make a stall.
+        polish_every: After a restart, one proposal in this many polishes the first search's incumbent.
+        tol: Improvement that counts, as a share of the range of the finite values observed so far.
+    """
+    start: int | None = None
+    owned: list[int] = []
+    low, high = math.inf, -math.inf
+    for i, value in enumerate(values):
+        if math.isfinite(value):
+            low, high = min(low, value), max(high, value)
+        j = i if start is None else i - start
+        if start is None or j < n_init or (j - n_init) % polish_every != polish_every - 1:
+            owned.append(i)
+        if len(owned) >= n_init + window and _stalled([values[k] for k in owned], window, tol * (high - low)):
+            start, owned = i + 1, []
+    return start, owned
+
+
+def _stalled(values: list[float], window: int, margin: float) -> bool:
+    before, recent = max(values[:-window]), max(values[-window:])
+    if not math.isfinite(max(before, recent)):
+        return False  # nothing feasible yet: the search is still looking for feasibility
+    return recent - before <= margin
