@@ -57,7 +57,10 @@ Deviations and choices:
   with the GP on every observation; a restart that stalls is replaced. Without them every GP method measured stayed
   in the basin of its best start-up point on Hartmann6 (11 of 30 seeds outside the global one). Restarts are a
   function of the told values, so a resumed run or the Optuna sampler makes the same choices; random points told in
-  bulk count as a stalled search (`stall_window=None` turns restarts off).
+  bulk count as a stalled search (`stall_window=None` turns restarts off). Hartmann6, 30 seeds x 100 evaluations:
+  stuck seeds 11 -> 7, worst-quartile log10 regret -0.92 -> -2.92, median -4.45 -> -4.27. On `mixed_tuning` (two
+  categoricals, integers; 60 evaluations) they did worse on 18 of 30 seeds and better on 5 (median -1.29 -> -0.99),
+  so by default (`stall_window="auto"`) a space with integer, stepped or categorical dims does not restart.
 - If fitting or the acquisition fails numerically (duplicates, degenerate data) the step falls back to a Sobol point
   and warns, rather than crashing the run. Until two evaluations have succeeded, steps are Sobol points.
 """
@@ -98,6 +101,8 @@ _BATCH_SEED_STRIDE = 2**40
 _REFIT_GROWTH = 0.02
 # Unit-cube distance (largest coordinate difference) below which a restart's design point counts as evaluated.
 _SAME_POINT = 1e-9
+# stall_window="auto" in a space of plain floats.
+_STALL_WINDOW = 10
 
 
 def expected_improvement(mean: Tensor, sigma: Tensor, best_f: Tensor | float) -> Tensor:
@@ -147,7 +152,8 @@ class BayesianOptimization(SurrogateOptimizer):
         num_fantasies: Fantasy samples for knowledge gradient.
         min_noise: Noise variance floor (standardised units).
         stall_window: Evaluations without improvement after which the search restarts from a fresh design with a
-            model of its own points (`restarts.py`); None never restarts.
+            model of its own points (`restarts.py`); None never restarts; "auto" (default): 10 in a space of plain
+            floats, None when it has integer, stepped or categorical dims (measured: module notes).
         polish_every: After a restart, one proposal in this many comes from the GP on every observation.
 
     Example:
@@ -177,7 +183,7 @@ class BayesianOptimization(SurrogateOptimizer):
         beta: float = 2.0,
         num_fantasies: int = 32,
         min_noise: float = MIN_NOISE,
-        stall_window: int | None = 10,
+        stall_window: int | str | None = "auto",
         polish_every: int = 4,
     ):
         super().__init__(space, maximize=maximize, seed=seed, outcome_constraints=outcome_constraints)
@@ -198,8 +204,8 @@ class BayesianOptimization(SurrogateOptimizer):
         problems += check_int("num_fantasies", num_fantasies, 1)
         problems += check_number("beta", beta, 0.0) + check_number("local_scale", local_scale, 0.0, strict=True)
         problems += check_number("min_noise", min_noise, 0.0, strict=True)
-        if stall_window is not None:
-            problems += check_int("stall_window", stall_window, 1, " (or None: no restarts)")
+        if stall_window is not None and stall_window != "auto":
+            problems += check_int("stall_window", stall_window, 1, ' (or None: no restarts, or "auto")')
         problems += check_int("polish_every", polish_every, 2)
         if problems:
             raise ConfigError(problems, header="invalid BayesianOptimization arguments")
@@ -210,7 +216,10 @@ class BayesianOptimization(SurrogateOptimizer):
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.local_samples, self.local_scale = local_samples, local_scale
         self.beta, self.num_fantasies = beta, num_fantasies
-        self.stall_window, self.polish_every = stall_window, polish_every
+        if stall_window == "auto":
+            stall_window = _STALL_WINDOW if self.space.is_continuous else None
+        self.stall_window: int | None = stall_window  # type: ignore[assignment]
+        self.polish_every = polish_every
         self.n_sobol = 0  # initial-design points handed out so far
         self.model: Any = None  # the objective's GP of the last proposal (a restart's GP sees its own points only)
         self.constraint_models: list[Any] = []  # one GP per outcome constraint

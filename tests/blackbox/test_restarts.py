@@ -108,3 +108,15 @@ def test_restart_arguments_are_checked():
     with pytest.raises(ConfigError) as err:
         BayesianOptimization([[0.0], [1.0]], stall_window=0, polish_every=1)
     assert len(err.value.problems) == 2
+
+
+def test_by_default_only_a_space_of_plain_floats_restarts():
+    from rlsurrogate.blackbox import Categorical, Float, Integer, SearchSpace
+
+    floats = SearchSpace([Float("lr", 1e-4, 1e-1, log=True), Float("momentum", 0.0, 1.0)])
+    assert BayesianOptimization(floats).stall_window == 10
+    for extra in (Integer("layers", 1, 4), Float("dropout", 0.0, 0.5, step=0.1), Categorical("opt", ["sgd", "adam"])):
+        assert BayesianOptimization(SearchSpace([*floats.dims, extra])).stall_window is None
+    assert BayesianOptimization(SearchSpace([*floats.dims, Integer("layers", 1, 4)]), stall_window=7).stall_window == 7
+    with pytest.raises(ConfigError, match="stall_window"):
+        BayesianOptimization(floats, stall_window="sometimes")
