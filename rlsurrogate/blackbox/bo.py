@@ -55,9 +55,10 @@ Deviations and choices:
   `stall_window` evaluations (by 1e-3 of the observed range), the search starts again from a fresh Sobol design of
   `n_init` points with a GP of its own points, while one proposal in `polish_every` keeps polishing the incumbent
   with the GP on every observation; a restart that stalls is replaced. Without them every GP method measured stayed
-  in the basin of its best start-up point on Hartmann6 (11 of 30 seeds outside the global one). Restarts are a
-  function of the told values, so a resumed run or the Optuna sampler makes the same choices; random points told in
-  bulk count as a stalled search (`stall_window=None` turns restarts off). Hartmann6, 30 seeds x 100 evaluations:
+  in the basin of its best start-up point on Hartmann6 (11 of 30 seeds outside the global one). When a restart runs
+  and which points its GP sees are a function of the told values, so a resumed run or the Optuna sampler makes the
+  same choices (a restart's GP, warm-started from its previous fit within a run, is refitted from scratch after a
+  resume); random points told in bulk count as a stalled search (`stall_window=None` turns restarts off). Hartmann6, 30 seeds x 100 evaluations:
   stuck seeds 11 -> 7, worst-quartile log10 regret -0.92 -> -2.92, median -4.45 -> -4.27. On `mixed_tuning` (two
   categoricals, integers; 60 evaluations) they did worse on 18 of 30 seeds and better on 5 (median -1.29 -> -0.99),
   so by default (`stall_window="auto"`) a space with integer, stepped or categorical dims does not restart.
@@ -225,6 +226,7 @@ class BayesianOptimization(SurrogateOptimizer):
         self.constraint_models: list[Any] = []  # one GP per outcome constraint
         self._hyper: list[dict | None] = [None] * (1 + len(self.outcome_constraints))
         self._fitted_n = 0  # observations when the hyper-parameters were last optimised
+        self._restart_hyper: tuple[int, list[dict | None]] = (-1, [])  # (restart's first observation, its GP fits)
 
     # -- ask -------------------------------------------------------------------------------------------------------
     def _ask_unit(self, n: int, seed: int) -> Tensor:
@@ -266,13 +268,17 @@ class BayesianOptimization(SurrogateOptimizer):
     def _fit(self, rows: Tensor | None = None) -> None:
         """Fits the objective's GP and one GP per outcome constraint, each warm-started from its previous fit.
 
-        `rows`: the observations a restart owns; its GPs are fitted from scratch and leave the warm start alone."""
+        `rows`: the observations a restart owns; its GPs are warm-started from the restart's previous fit (from scratch
+        at its first), and the first search's warm start is left alone."""
         if rows is not None:
             targets = [self.Y_max[rows], *self.C[rows].T]
             F = self.features(self.U[rows])
+            start = int(rows[0])  # a restart's first observation names it
+            previous = self._restart_hyper[1] if self._restart_hyper[0] == start else [None] * len(targets)
             kw = {"gp_prior": self.gp_prior, "min_noise": self.min_noise, "maxiter": FIT_MAXITER}
             kw["categorical_columns"] = self.features.categorical_columns
-            models = [fit_gp(F, y, warm_start=None, **kw) for y in targets]
+            models = [fit_gp(F, y, warm_start=hyper, **kw) for y, hyper in zip(targets, previous)]
+            self._restart_hyper = (start, [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models])
             self.model, self.constraint_models = models[0], models[1:]
             return
         F = self.features(self.U)  # n x D
