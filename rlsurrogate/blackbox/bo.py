@@ -58,10 +58,11 @@ Deviations and choices:
   in the basin of its best start-up point on Hartmann6 (11 of 30 seeds outside the global one). When a restart runs
   and which points its GP sees are a function of the told values, so a resumed run or the Optuna sampler makes the
   same choices (a restart's GP, warm-started from its previous fit within a run, is refitted from scratch after a
-  resume); random points told in bulk count as a stalled search (`stall_window=None` turns restarts off). Hartmann6, 30 seeds x 100 evaluations:
-  stuck seeds 11 -> 7, worst-quartile log10 regret -0.92 -> -2.92, median -4.45 -> -4.27. On `mixed_tuning` (two
-  categoricals, integers; 60 evaluations) they did worse on 18 of 30 seeds and better on 5 (median -1.29 -> -0.99),
-  so by default (`stall_window="auto"`) a space with integer, stepped or categorical dims does not restart.
+  resume); random points told in bulk count as a stalled search (`stall_window=None` turns restarts off).
+  Hartmann6, 30 seeds x 100 evaluations: stuck seeds 11 -> 7, worst-quartile log10 regret -0.92 -> -3.77, median
+  -4.45 -> -4.28. On `mixed_tuning` (two categoricals, integers; 60 evaluations) they did worse on 18 of 30 seeds
+  and better on 5 (median -1.29 -> -0.99), so by default (`stall_window="auto"`) a space with integer, stepped or
+  categorical dims does not restart.
 - If fitting or the acquisition fails numerically (duplicates, degenerate data) the step falls back to a Sobol point
   and warns, rather than crashing the run. Until two evaluations have succeeded, steps are Sobol points.
 """
