@@ -83,7 +83,7 @@ class OptunaSampler(optuna.samplers.BaseSampler):
         self._independent_sampler = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
         self._intersection = optuna.search_space.IntersectionSearchSpace()
         # GP hyper-parameters of the last proposal (and the n they were optimised at), keyed by the search space.
-        self._hyper_cache: tuple[Any, list, int] | None = None
+        self._hyper_cache: tuple[Any, list, int, tuple] | None = None
         if "constraints_func" in bo_kwargs:  # GPSampler's argument, deprecated in Optuna 5.0
             raise ConfigError(
                 "OptunaSampler(constraints_func=...): call trial.set_constraint(name, value) in the objective instead "
@@ -129,6 +129,7 @@ class OptunaSampler(optuna.samplers.BaseSampler):
         key = (tuple(space.dims), tuple(constraint_names))
         if self._hyper_cache is not None and self._hyper_cache[0] == key:
             opt._hyper, opt._fitted_n = list(self._hyper_cache[1]), self._hyper_cache[2]  # as GPSampler's cache
+            opt._restart_hyper = self._hyper_cache[3]  # a restart's GP fit, for the restart it names
         if complete:
             params = [_params(t, names) for t in complete]
             C = None
@@ -144,7 +145,7 @@ class OptunaSampler(optuna.samplers.BaseSampler):
             opt.set_pending(pending)
         opt.n_sobol = opt.step = trial.number  # the trial's own Sobol point and per-step seed
         x = opt.ask(1)
-        self._hyper_cache = (key, list(opt._hyper), opt._fitted_n)
+        self._hyper_cache = (key, list(opt._hyper), opt._fitted_n, opt._restart_hyper)
         return opt.space.decode(x)[0]
 
     def sample_independent(

@@ -177,3 +177,22 @@ def test_gpsampler_keywords_it_does_not_take_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="deterministic_objective.*BayesianOptimization") as err:
         OptunaSampler(deterministic_objective=True)
     assert "\n" not in str(err.value)
+
+
+
+def test_a_restarts_gp_fit_carries_over_from_trial_to_trial(monkeypatch):
+    from rlsurrogate.blackbox.bo import BayesianOptimization
+
+    fit, restart_fits = BayesianOptimization._fit, []
+
+    def spy(self, rows=None):
+        if rows is not None:  # a restart's GP: was its previous fit there to warm-start from?
+            restart_fits.append(self._restart_hyper[0] == int(rows[0]))
+        return fit(self, rows)
+
+    monkeypatch.setattr(BayesianOptimization, "_fit", spy)
+    sampler = make_sampler(n_startup_trials=3, stall_window=3)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0) ** 2, n_trials=24)
+    assert sampler._hyper_cache[3][0] >= 6  # a restart ran: after 3 start-up points and at least 3 without improvement
+    assert restart_fits.count(True) >= 1  # each trial builds a new optimizer: the warm start came through the sampler
