@@ -179,7 +179,6 @@ def test_gpsampler_keywords_it_does_not_take_are_refused_in_one_line():
     assert "\n" not in str(err.value)
 
 
-
 def test_a_restarts_gp_fit_carries_over_from_trial_to_trial(monkeypatch):
     from rlsurrogate.blackbox.bo import BayesianOptimization
 
