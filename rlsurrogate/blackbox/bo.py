@@ -239,10 +239,10 @@ class BayesianOptimization(SurrogateOptimizer):
             start, owned = current_restart(
                 values, n_init=self.n_init, window=self.stall_window, polish_every=self.polish_every
             )
-            design = None if start is None else self._restart_design(start, n)
-            if design is not None:
-                return design
             if start is not None:
+                design = self._restart_design(start, n)
+                if design is not None:
+                    return design
                 j = self.Y.numel() + self.X_pending.shape[0] - start  # this proposal's place in the restart
                 if (j - self.n_init) % self.polish_every != self.polish_every - 1 and len(owned) >= _MIN_FIT_POINTS:
                     rows = torch.tensor(owned, dtype=torch.long)
@@ -271,21 +271,16 @@ class BayesianOptimization(SurrogateOptimizer):
 
         `rows`: the observations a restart owns; its GPs are warm-started from the restart's previous fit (from scratch
         at its first), and the first search's warm start is left alone."""
-        if rows is not None:
-            targets = [self.Y_max[rows], *self.C[rows].T]
-            F = self.features(self.U[rows])
-            start = int(rows[0])  # a restart's first observation names it
+        U, Y, _ = self._observed(rows)
+        F = self.features(U)  # n x D
+        targets = [Y, *(self.C if rows is None else self.C[rows]).T]
+        if rows is None:
+            grown = F.shape[0] - self._fitted_n  # observations since the hyper-parameters were last optimised
+            refit = any(h is None for h in self._hyper) or not 0 <= grown < max(1, int(_REFIT_GROWTH * self._fitted_n))
+            previous = self._hyper
+        else:
+            refit, start = True, int(rows[0])  # a restart's first observation names it
             previous = self._restart_hyper[1] if self._restart_hyper[0] == start else [None] * len(targets)
-            kw = {"gp_prior": self.gp_prior, "min_noise": self.min_noise, "maxiter": FIT_MAXITER}
-            kw["categorical_columns"] = self.features.categorical_columns
-            models = [fit_gp(F, y, warm_start=hyper, **kw) for y, hyper in zip(targets, previous)]
-            self._restart_hyper = (start, [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models])
-            self.model, self.constraint_models = models[0], models[1:]
-            return
-        F = self.features(self.U)  # n x D
-        grown = F.shape[0] - self._fitted_n  # observations since the hyper-parameters were last optimised
-        refit = any(h is None for h in self._hyper) or not 0 <= grown < max(1, int(_REFIT_GROWTH * self._fitted_n))
-        targets = [self.Y_max, *self.C.T]
         models = [
             fit_gp(
                 F,
@@ -296,10 +291,14 @@ class BayesianOptimization(SurrogateOptimizer):
                 maxiter=FIT_MAXITER if refit else 0,
                 categorical_columns=self.features.categorical_columns,
             )
-            for y, hyper in zip(targets, self._hyper)
+            for y, hyper in zip(targets, previous)
         ]
-        self._fitted_n = F.shape[0] if refit else self._fitted_n
-        self._hyper = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
+        fits = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
+        if rows is None:
+            self._fitted_n = F.shape[0] if refit else self._fitted_n
+            self._hyper = fits
+        else:
+            self._restart_hyper = (start, fits)
         self.model, self.constraint_models = models[0], models[1:]
 
     def _propose(self, pending: Tensor, seed: int, rows: Tensor | None = None) -> Tensor:
@@ -315,7 +314,7 @@ class BayesianOptimization(SurrogateOptimizer):
                 acqf, box, q=1, num_restarts=self.num_restarts, raw_samples=self.raw_samples, options=options
             )
             return self.features.unit(F.detach()).reshape(-1)
-        U, Y, feasible = (self.U, self.Y_max, self.feasible) if rows is None else self._observed(rows)
+        U, Y, feasible = self._observed(rows)
         order = torch.where(feasible, Y, Y - math.inf).argsort(descending=True)
         return maximize_acquisition(
             acqf,
@@ -343,7 +342,7 @@ class BayesianOptimization(SurrogateOptimizer):
         from botorch.sampling import SobolQMCNormalSampler
 
         X_pending = pending if pending.shape[0] else None
-        U, Y, feasible = (self.U, self.Y_max, self.feasible) if rows is None else self._observed(rows)
+        U, Y, feasible = self._observed(rows)
         # The posterior is un-standardised by the model's outcome transform, so the incumbent is in raw units.
         best_f = Y[feasible].max() if feasible.any() else Y.min()
         if X_pending is None and not self.constraint_models and self.acquisition in ("logei", "ei", "ucb"):
@@ -384,8 +383,10 @@ class BayesianOptimization(SurrogateOptimizer):
         candidates = self.features(torch.cat([self.space.round_unit(candidates), U]))
         return qMaxValueEntropy(model, candidate_set=candidates, X_pending=X_pending)
 
-    def _observed(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Unit points, values (maximised) and feasibility of the observations `rows`."""
+    def _observed(self, rows: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Unit points, values (maximised) and feasibility of the observations `rows` (None: all of them)."""
+        if rows is None:
+            return self.U, self.Y_max, self.feasible
         return self.U[rows], self.Y_max[rows], self.feasible[rows]
 
     def _restart_design(self, start: int, n: int) -> Tensor | None:

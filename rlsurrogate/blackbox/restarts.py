@@ -43,6 +43,7 @@ def current_restart(
     """
     start: int | None = None
     owned: list[int] = []
+    best: list[float] = []  # best[k]: the best of the current search's first k + 1 values
     low, high = math.inf, -math.inf
     for i, value in enumerate(values):
         if math.isfinite(value):
@@ -50,13 +51,10 @@ def current_restart(
         j = i if start is None else i - start
         if start is None or j < n_init or (j - n_init) % polish_every != polish_every - 1:
             owned.append(i)
-        if len(owned) >= n_init + window and _stalled([values[k] for k in owned], window, tol * (high - low)):
-            start, owned = i + 1, []
+            best.append(max(best[-1], value) if best else value)
+        if len(owned) >= n_init + window:
+            before, recent = best[-window - 1], max(values[k] for k in owned[-window:])
+            # nothing feasible yet is no stall: the search is still looking for feasibility
+            if math.isfinite(max(before, recent)) and recent - before <= tol * (high - low):
+                start, owned, best = i + 1, [], []
     return start, owned
-
-
-def _stalled(values: list[float], window: int, margin: float) -> bool:
-    before, recent = max(values[:-window]), max(values[-window:])
-    if not math.isfinite(max(before, recent)):
-        return False  # nothing feasible yet: the search is still looking for feasibility
-    return recent - before <= margin
