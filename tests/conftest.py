@@ -47,3 +47,45 @@ def tiny_reward_model(tiny):
         return LlamaForSequenceClassification(config)
 
     return make
+
+
+@pytest.fixture
+def tiny_rl_trainer(tmp_path, tiny):
+    """A factory `make(loss_type)` of RLTrainers (GRPO, a zero reward) on a fresh tiny Llama, ready for one
+    `_compute_loss` call on a hand-made micro-batch with the KL term on."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from rlsurrogate.objectives import build_objective
+    from rlsurrogate.tasks import build_task
+    from rlsurrogate.trainer import RLTrainer
+
+    make_model, tokenizer = tiny
+
+    def make(loss_type: str = "grpo") -> RLTrainer:
+        config = GRPOConfig(
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=4,
+            num_generations=4,
+            max_completion_length=12,
+            max_steps=1,
+            report_to="none",
+            bf16=False,
+            save_strategy="no",
+            loss_type=loss_type,
+        )
+        trainer = RLTrainer(
+            model=make_model(3),
+            reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+            args=config,
+            train_dataset=Dataset.from_list(build_task("arithmetic", "train", 8)),
+            processing_class=tokenizer,
+            objective=build_objective("grpo"),
+        )
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train's loop
+        trainer.beta = (
+            0.04  # the KL term reads the reference log-probabilities, a per-token input (no reference model)
+        )
+        return trainer
+
+    return make

@@ -6,14 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import trl.trainer.utils as trl_utils
-from datasets import Dataset
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 from trl.kernels.chunked_logprob import _use_triton as trl_decides
 
 from rlsurrogate import trl_compat
-from rlsurrogate.objectives import build_objective
-from rlsurrogate.tasks import build_task
-from rlsurrogate.trainer import RLTrainer
 
 
 @pytest.fixture
@@ -38,32 +34,6 @@ def projected_rows(monkeypatch):
     return rows
 
 
-def _trainer(tmp_path, tiny, loss_type="grpo"):
-    make_model, tokenizer = tiny
-    config = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=12,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        save_strategy="no",
-        loss_type=loss_type,
-    )
-    trainer = RLTrainer(
-        model=make_model(3),
-        reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
-        args=config,
-        train_dataset=Dataset.from_list(build_task("arithmetic", "train", 8)),
-        processing_class=tokenizer,
-        objective=build_objective("grpo"),
-    )
-    trainer.current_gradient_accumulation_steps = 1
-    trainer.beta = 0.04  # the KL term: the reference log-probabilities are a per-token input
-    return trainer
-
-
 def _batch(vocab):
     """4 rows: left-padded prompts of 3-6 tokens, completions of 2-6 tokens right-padded to 6."""
     torch.manual_seed(0)
@@ -84,9 +54,9 @@ def _batch(vocab):
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
 def test_the_loss_and_gradients_are_trls_while_only_completion_tokens_are_projected(
-    tmp_path, tiny, trl_default, projected_rows, loss_type
+    tiny_rl_trainer, trl_default, projected_rows, loss_type
 ):
-    trainer = _trainer(tmp_path, tiny, loss_type)
+    trainer = tiny_rl_trainer(loss_type)
     trl_utils._use_triton = trl_decides  # RLTrainer turned it on; measure TRL's own path first
     model = trainer.model.train()
     batch = _batch(model.config.vocab_size)
@@ -107,8 +77,8 @@ def test_the_loss_and_gradients_are_trls_while_only_completion_tokens_are_projec
     torch.testing.assert_close(grad_scored, grad_all, rtol=1e-4, atol=1e-7)
 
 
-def test_scored_log_probabilities_are_trls_and_the_others_zero(tmp_path, tiny, trl_default):
-    trainer = _trainer(tmp_path, tiny)
+def test_scored_log_probabilities_are_trls_and_the_others_zero(tiny_rl_trainer, trl_default):
+    trainer = tiny_rl_trainer()
     trl_utils._use_triton = trl_decides
     model = trainer.model.eval()
     batch = _batch(model.config.vocab_size)
@@ -137,7 +107,7 @@ def test_it_turns_on_for_the_cpu_only_once_and_defers_to_trl_elsewhere(trl_defau
         assert decides(device) == trl_decides(device)
 
 
-def test_rl_trainer_turns_it_on(tmp_path, tiny, trl_default):
+def test_rl_trainer_turns_it_on(tiny_rl_trainer, trl_default):
     assert trl_utils._use_triton(torch.device("cpu")) is False
-    _trainer(tmp_path, tiny)
+    tiny_rl_trainer()
     assert trl_utils._use_triton(torch.device("cpu")) is True

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from datasets import Dataset
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 
 from rlsurrogate.micro_batch import trim_completion_padding
-from rlsurrogate.objectives import build_objective
-from rlsurrogate.tasks import build_task
-from rlsurrogate.trainer import RLTrainer
 
 
 def _mask(lengths, width):
@@ -47,32 +43,6 @@ def test_a_full_width_row_keeps_the_batch_and_an_all_masked_batch_keeps_one_colu
     assert trim_completion_padding(empty)["completion_ids"].shape == (2, 1)
 
 
-def _trainer(tmp_path, tiny, loss_type):
-    make_model, tokenizer = tiny
-    config = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=12,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        save_strategy="no",
-        loss_type=loss_type,
-    )
-    trainer = RLTrainer(
-        model=make_model(3),
-        reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
-        args=config,
-        train_dataset=Dataset.from_list(build_task("arithmetic", "train", 8)),
-        processing_class=tokenizer,
-        objective=build_objective("grpo"),
-    )
-    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train's loop
-    trainer.beta = 0.04  # the KL term reads the reference log-probabilities, a per-token input (no reference model)
-    return trainer
-
-
 def _padded_batch(vocab, pad_columns):
     torch.manual_seed(0)
     rows, prompt_len, lengths = 4, 5, [3, 6, 2, 5]
@@ -91,8 +61,8 @@ def _padded_batch(vocab, pad_columns):
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo"])
-def test_trl_loss_and_gradients_are_unchanged_without_the_padding(tmp_path, tiny, loss_type):
-    trainer = _trainer(tmp_path, tiny, loss_type)
+def test_trl_loss_and_gradients_are_unchanged_without_the_padding(tiny_rl_trainer, loss_type):
+    trainer = tiny_rl_trainer(loss_type)
     model = trainer.model.train()
     padded = _padded_batch(model.config.vocab_size, pad_columns=5)
     results = []
@@ -109,8 +79,8 @@ def test_trl_loss_and_gradients_are_unchanged_without_the_padding(tmp_path, tiny
     torch.testing.assert_close(grad_trimmed, grad_padded, rtol=1e-4, atol=1e-7)
 
 
-def test_rl_trainer_hands_trl_the_trimmed_micro_batch(tmp_path, tiny, monkeypatch):
-    trainer = _trainer(tmp_path, tiny, "dapo")
+def test_rl_trainer_hands_trl_the_trimmed_micro_batch(tiny_rl_trainer, monkeypatch):
+    trainer = tiny_rl_trainer("dapo")
     widths = []
 
     def spy(self, model, inputs):
