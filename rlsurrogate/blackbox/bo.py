@@ -81,7 +81,7 @@ from torch.quasirandom import SobolEngine
 from rlsurrogate.blackbox.acquisition import Features, maximize_acquisition
 from rlsurrogate.blackbox.base import SearchSpace, SurrogateOptimizer, check_int, check_number
 from rlsurrogate.blackbox.gp import FIT_MAXITER, GP_PRIORS, MIN_NOISE, CachedPosteriorGP, fit_gp
-from rlsurrogate.blackbox.restarts import current_restart
+from rlsurrogate.blackbox.restarts import Restart, current_restart
 from rlsurrogate.errors import ConfigError
 
 __all__ = ["ACQUISITIONS", "BayesianOptimization", "expected_improvement", "fit_gp", "upper_confidence_bound"]
@@ -105,6 +105,10 @@ _REFIT_GROWTH = 0.02
 _SAME_POINT = 1e-9
 # stall_window="auto" in a space of plain floats.
 _STALL_WINDOW = 10
+# Height of a restart's penalty at the incumbent of a search that stalled, in log-acquisition units (x e^-20 there).
+_BASIN_PENALTY = 20.0
+# Acquisitions whose values are logs (the penalty is subtracted) and those that are >= 0 (it multiplies by exp(-p)).
+_LOG_ACQUISITIONS, _POSITIVE_ACQUISITIONS = ("logei", "nei"), ("ei", "mes")
 
 
 def expected_improvement(mean: Tensor, sigma: Tensor, best_f: Tensor | float) -> Tensor:
@@ -233,29 +237,29 @@ class BayesianOptimization(SurrogateOptimizer):
     def _ask_unit(self, n: int, seed: int) -> Tensor:
         if max(self.Y.numel(), self.n_sobol) < self.n_init or self.Y.numel() < _MIN_FIT_POINTS:
             return self._sobol(n)
-        rows = None  # the observations the model sees: all, or a restart's own
+        rows, stalled = None, []  # the observations the model sees (all, or a restart's own); basins to avoid
         if self.stall_window is not None:
             values = torch.where(self.feasible, self.Y_max, -math.inf).tolist()
-            start, owned = current_restart(
+            restart = current_restart(
                 values, n_init=self.n_init, window=self.stall_window, polish_every=self.polish_every
             )
-            if start is not None:
-                design = self._restart_design(start, n)
+            if restart.start is not None:
+                design = self._restart_design(restart.start, n)
                 if design is not None:
                     return design
-                j = self.Y.numel() + self.X_pending.shape[0] - start  # this proposal's place in the restart
-                if (j - self.n_init) % self.polish_every != self.polish_every - 1 and len(owned) >= _MIN_FIT_POINTS:
-                    rows = torch.tensor(owned, dtype=torch.long)
+                if self._restart_proposes(restart):
+                    rows, stalled = torch.tensor(restart.owned, dtype=torch.long), restart.stalled
         from botorch.exceptions.errors import BotorchError
 
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(seed)  # BoTorch's samplers and initialisers draw from the global RNG
+                basins = self._basins(stalled)
                 self._fit(rows)
                 pending = self.features(self.space.to_unit(self.X_pending))  # p x D
                 points = []
                 for i in range(n):  # sequential greedy: each point is proposed with the previous ones pending
-                    u = self._propose(pending, seed + i * _BATCH_SEED_STRIDE, rows)  # d
+                    u = self._propose(pending, seed + i * _BATCH_SEED_STRIDE, rows, basins)  # d
                     points.append(u)
                     pending = torch.cat([pending, self.features(u.unsqueeze(0))])
                 return torch.stack(points)  # n x d
@@ -265,6 +269,31 @@ class BayesianOptimization(SurrogateOptimizer):
             )
             self._hyper = [None] * len(self._hyper)
             return self._sobol(n)
+
+    def _restart_proposes(self, restart: Restart) -> bool:
+        """Whether the next proposal is the restart's (not a polishing one) and its GP has enough points."""
+        j = self.Y.numel() + self.X_pending.shape[0] - restart.start  # this proposal's place in the restart
+        return (j - self.n_init) % self.polish_every != self.polish_every - 1 and len(restart.owned) >= _MIN_FIT_POINTS
+
+    def _basins(self, stalled: list[int]) -> tuple[Tensor, Tensor] | None:
+        """Features (`k x D`) of the incumbents of the searches that stalled and the lengthscales (`D`) of the GP on
+        every observation, which measure how far a restart's candidate is from them; None: nothing to avoid."""
+        if not stalled or self.acquisition not in _LOG_ACQUISITIONS + _POSITIVE_ACQUISITIONS:
+            return None
+        if self._hyper[0] is None:  # a resumed or rebuilt run: the GP on every observation was not fitted yet
+            self._fit()
+        U, Y, _ = self._observed(None)
+        gp = fit_gp(
+            self.features(U),
+            Y,
+            gp_prior=self.gp_prior,
+            min_noise=self.min_noise,
+            warm_start=self._hyper[0],
+            maxiter=0,
+            categorical_columns=self.features.categorical_columns,
+        )
+        kernel = next(k for k in gp.covar_module.modules() if getattr(k, "has_lengthscale", False))
+        return self.features(self.U[stalled]), kernel.lengthscale.detach().reshape(-1)
 
     def _fit(self, rows: Tensor | None = None) -> None:
         """Fits the objective's GP and one GP per outcome constraint, each warm-started from its previous fit.
@@ -301,9 +330,14 @@ class BayesianOptimization(SurrogateOptimizer):
             self._restart_hyper = (start, fits)
         self.model, self.constraint_models = models[0], models[1:]
 
-    def _propose(self, pending: Tensor, seed: int, rows: Tensor | None = None) -> Tensor:
-        """The `d` unit point maximising the acquisition, given `p x D` pending features (`rows`: a restart's)."""
+    def _propose(
+        self, pending: Tensor, seed: int, rows: Tensor | None = None, basins: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """The `d` unit point maximising the acquisition, given `p x D` pending features (`rows`: a restart's, whose
+        acquisition is penalised near the `basins` of the searches that stalled)."""
         acqf = self._build_acquisition(pending, seed, rows)
+        if basins is not None:
+            acqf = _AvoidBasins(acqf, *basins, log_values=self.acquisition in _LOG_ACQUISITIONS)
         if self.acquisition == "kg":  # one-shot KG optimises the fantasy points jointly: BoTorch's own starts
             from botorch.optim import optimize_acqf
 
@@ -433,3 +467,25 @@ class BayesianOptimization(SurrogateOptimizer):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.n_sobol, self._fitted_n = extra["n_sobol"], extra.get("fitted_n", 0)  # states before fitted_n: refit
         self._hyper = [extra["hyper"], *extra.get("hyper_constraints", [None] * len(self.outcome_constraints))]
+
+
+class _AvoidBasins(torch.nn.Module):
+    """A restart's acquisition penalised near the incumbents of the searches that stalled (`restarts.py`).
+
+    The penalty is a Gaussian bump of the GP's lengthscales around each incumbent `c`,
+    `p(x) = _BASIN_PENALTY * sum_c exp(-|(x - c) / lengthscale|^2 / 2)`, subtracted from a log acquisition and
+    applied as the factor `exp(-p(x))` to a non-negative one: within about two lengthscales of an old incumbent the
+    restart sees next to no acquisition, so it climbs another basin, while the incumbent keeps being polished by the
+    proposals of the GP on every observation. After the local penalisation of Gonzalez et al. (AISTATS 2016, Eq. 4),
+    which multiplies the acquisition by a soft exclusion ball around each pending point.
+    """
+
+    def __init__(self, acqf: Any, centres: Tensor, lengthscale: Tensor, *, log_values: bool):
+        super().__init__()
+        self.acqf, self.centres, self.lengthscale, self.log_values = acqf, centres, lengthscale, log_values
+
+    def forward(self, X: Tensor) -> Tensor:  # b x q x D -> b
+        scaled = (X.unsqueeze(-2) - self.centres) / self.lengthscale  # b x q x k x D
+        penalty = _BASIN_PENALTY * torch.exp(-0.5 * scaled.pow(2).sum(-1)).sum((-1, -2))  # b
+        value = self.acqf(X)
+        return value - penalty if self.log_values else value * torch.exp(-penalty)

@@ -11,10 +11,17 @@ acquisition. `BayesianOptimization` does the same and keeps the old search alive
 the others come from the restart (its Sobol design, then the GP on its own points). A restart that stalls in turn is
 replaced by a new one.
 
+A fresh design alone often climbs the same basin again: on Hartmann6 the second-best basin covers about a third of the
+cube, and the restarts of the runs that stayed there re-found it. So each search that stalled leaves its incumbent
+behind as a basin to avoid: the restart's acquisition is penalised near those incumbents (`bo.py`, `_AvoidBasins`), in
+the spirit of the local penalisation of Gonzalez et al. (AISTATS 2016, Eq. 4), with a Gaussian bump of the GP's
+lengthscales instead of a Lipschitz ball.
+
 Everything here is a function of the ordered observed values, so the state is the observations themselves: a run
 resumed from its log, or rebuilt by the Optuna sampler from a study's trials, makes the same choices.
 - A search has stalled when it has at least `n_init + window` points and its best value over its last `window`
   points is not above its best before them by more than `tol` times the range of every value observed so far.
+- The incumbent of a search that stalled is the best value it owned (the first search: its best before the stall).
 - The first search owns every observation. A restart starting at observation `s` owns observation `s + j` when
   `j < n_init` (its design) or when `(j - n_init) % polish_every != polish_every - 1` (not a polishing proposal).
 """
@@ -23,16 +30,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
-__all__ = ["STALL_TOL", "current_restart"]
+__all__ = ["STALL_TOL", "Restart", "current_restart"]
 
 STALL_TOL = 1e-3  # a stall: no improvement above this share of the observed range over the window
 
 
+class Restart(NamedTuple):
+    """Where a run stands: the current restart's first observation (None: the first search still runs), the
+    observations it owns, and the incumbent (an observation index) of each search that stalled before it."""
+
+    start: int | None
+    owned: list[int]
+    stalled: list[int]
+
+
 def current_restart(
     values: Sequence[float], *, n_init: int, window: int, polish_every: int, tol: float = STALL_TOL
-) -> tuple[int | None, list[int]]:
-    """The start of the current restart (None: the first search still runs) and the observations it owns.
+) -> Restart:
+    """The current restart, the observations it owns and the incumbents of the searches that stalled before it.
 
     Args:
         values: Observed values in the order they were told, larger is better; -inf for an infeasible point.
@@ -43,6 +60,7 @@ def current_restart(
     """
     start: int | None = None
     owned: list[int] = []
+    stalled: list[int] = []
     best: list[float] = []  # best[k]: the best of the current search's first k + 1 values
     low, high = math.inf, -math.inf
     for i, value in enumerate(values):
@@ -56,5 +74,6 @@ def current_restart(
             before, recent = best[-window - 1], max(values[k] for k in owned[-window:])
             # nothing feasible yet is no stall: the search is still looking for feasibility
             if math.isfinite(max(before, recent)) and recent - before <= tol * (high - low):
+                stalled.append(max(owned, key=values.__getitem__))  # the first of equal bests
                 start, owned, best = i + 1, [], []
-    return start, owned
+    return Restart(start, owned, stalled)
