@@ -46,7 +46,19 @@ from rlsurrogate.registry import did_you_mean
 __all__ = ["add_arguments", "run"]
 
 # Settings a resumed run must share with the log it continues (the budget may grow).
-_RESUME_KEYS = ("objective", "method", "acquisition", "seed", "direction", "space", "outcome_constraints", "n_init")
+_RESUME_KEYS = (
+    "objective",
+    "method",
+    "acquisition",
+    "seed",
+    "direction",
+    "space",
+    "outcome_constraints",
+    "n_init",
+    "stall_window",
+)
+# What a log written before a setting existed ran with, by method.
+_RESUME_DEFAULTS = {"stall_window": lambda method: "auto" if method == "bo" else None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="bo", help="surrogate optimizer: bo, random, neural_ucb, neural_ts")
     parser.add_argument("--acquisition", default=None, help="for --method bo: logei (default), ei, nei, ucb, kg, mes")
     parser.add_argument("--n-init", type=int, default=None, help="initial Sobol points (default 2 d, at least 5)")
+    parser.add_argument(
+        "--stall-window",
+        default=None,
+        help="for --method bo: evaluations without improvement before the search restarts from a fresh design, "
+        "avoiding the basin it found: an int, 'off', or 'auto' (default: 10 in a space of plain floats, off with "
+        "integer or categorical parameters)",
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="candidates proposed per step (q)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--direction", choices=("minimize", "maximize"), default=None, help="required for a function")
@@ -84,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     constraints = _parse_constraints(args.constraint)
     kwargs: dict[str, Any] = {"maximize": maximize, "seed": args.seed}
     kwargs.update({"outcome_constraints": constraints} if constraints else {})
+    stall_window = _parse_stall_window(args.stall_window)
     if args.method == "bo":
-        kwargs.update(acquisition=args.acquisition, n_init=args.n_init)
+        kwargs.update(acquisition=args.acquisition, n_init=args.n_init, stall_window=stall_window)
     elif args.n_init is not None and args.method.startswith("neural"):
         kwargs["n_init"] = args.n_init
     opt = OPTIMIZERS.get(args.method)(space, **kwargs)
@@ -99,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         "budget": args.budget,
         "batch_size": args.batch_size,
         "n_init": args.n_init,
+        "stall_window": ("off" if stall_window is None else stall_window) if args.method == "bo" else None,
         "direction": "maximize" if maximize else "minimize",
         "maximize": maximize,
         "space": space.to_dict(),
@@ -195,6 +216,19 @@ def _refuse_unused(args: argparse.Namespace) -> None:
         raise ConfigError(f"--acquisition {args.acquisition}: only --method bo takes it; drop it for {args.method}.")
     if args.n_init is not None and not (args.method == "bo" or args.method.startswith("neural")):
         raise ConfigError(f"--n-init {args.n_init}: --method {args.method} has no initial design; drop it.")
+    if args.stall_window is not None and args.method != "bo":
+        raise ConfigError(f"--stall-window {args.stall_window}: only --method bo restarts; drop it for {args.method}.")
+
+
+def _parse_stall_window(text: str | None) -> int | str | None:
+    """`--stall-window`: None or 'auto' -> "auto", 'off' -> None (no restarts), a positive int -> that int."""
+    if text is None or text == "auto":
+        return "auto"
+    if text == "off":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ConfigError(f"--stall-window {text!r}: must be a positive int, 'off' (no restarts) or 'auto'.")
 
 
 def _read_space(path: str | None, fn: Callable) -> SearchSpace:
@@ -242,7 +276,8 @@ def _resume(path: Path, settings: dict[str, Any], opt: Any) -> tuple[list[dict[s
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"--resume: cannot read {path} ({err}).") from err
     saved = log if isinstance(log, dict) else {}
-    differ = [k for k in _RESUME_KEYS if saved.get(k) != settings[k]]
+    defaults = {k: default(saved.get("method")) for k, default in _RESUME_DEFAULTS.items()}
+    differ = [k for k in _RESUME_KEYS if saved.get(k, defaults.get(k)) != settings[k]]
     if differ:
         diffs = ", ".join(f"{k} {saved.get(k)!r} (log) vs {settings[k]!r}" for k in differ)
         raise ConfigError(f"--resume: {path} was written with other settings: {diffs}; pass the log's settings.")

@@ -113,6 +113,32 @@ def test_cli_resume_repeats_no_evaluation(tmp_path):
         named_run(tmp_path, 12, "--resume", "--seed", "1")
 
 
+def test_cli_stall_window_reaches_the_optimizer_and_a_resume_must_match_it(tmp_path, monkeypatch):
+    built = []
+    original = bo.OPTIMIZERS.get("bo")
+    monkeypatch.setattr(
+        bo.OPTIMIZERS, "get", lambda name: lambda *a, **k: built.append(original(*a, **k)) or built[-1]
+    )
+    first = named_run(tmp_path, 5, "--stall-window", "off")
+    assert first["stall_window"] == "off" and built[-1].stall_window is None
+    with pytest.raises(ConfigError, match="other settings: stall_window 'off' \\(log\\) vs 'auto'"):
+        named_run(tmp_path, 6, "--resume")
+    log = named_run(tmp_path, 6, "--resume", "--stall-window", "off")
+    assert len(log["evaluations"]) == 6 and len(calls(tmp_path)) == 6
+    (tmp_path / "b").mkdir()
+    assert named_run(tmp_path / "b", 5, "--stall-window", "7")["stall_window"] == 7 and built[-1].stall_window == 7
+    # a log written before the option existed ran with the default, so it resumes without it
+    path = tmp_path / "b" / "run" / "log.json"
+    old = json.loads(path.read_text())
+    old["stall_window"] = "auto"
+    path.write_text(json.dumps(old))
+    named_run(tmp_path / "b", 6, "--resume")
+    old = json.loads(path.read_text())
+    del old["stall_window"]
+    path.write_text(json.dumps(old))
+    assert len(named_run(tmp_path / "b", 7, "--resume")["evaluations"]) == 7
+
+
 def test_cli_killed_run_loses_no_evaluated_point_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("DIE_AT", "7")
     with pytest.raises(KeyboardInterrupt):
@@ -147,6 +173,9 @@ def test_cli_outcome_constraint(tmp_path, monkeypatch):
         (["--space", "space.json", "--bounds", "0:1"], "--space and --bounds both given"),
         (["--bounds", "0:1", "--method", "random", "--acquisition", "ucb"], "only --method bo takes it"),
         (["--bounds", "0:1", "--method", "random", "--n-init", "3"], "random has no initial design"),
+        (["--bounds", "0:1", "--method", "random", "--stall-window", "5"], "only --method bo restarts"),
+        (["--bounds", "0:1", "--stall-window", "0"], "must be a positive int, 'off'"),
+        (["--bounds", "0:1", "--stall-window", "sometimes"], "must be a positive int, 'off'"),
         (["--bounds", "0:1", "--dim", "4"], "only a benchmark takes it"),
     ],
 )
