@@ -21,7 +21,9 @@ Everything here is a function of the ordered observed values, so the state is th
 resumed from its log, or rebuilt by the Optuna sampler from a study's trials, makes the same choices.
 - A search has stalled when it has at least `n_init + window` points and its best value over its last `window`
   points is not above its best before them by more than `tol` times the range of every value observed so far.
-- The incumbent of a search that stalled is the best value it owned (the first search: its best before the stall).
+- The incumbent of a search that stalled is the observation with the best value it owned (the first of equal
+  bests); the first search's is its best before the stall. (The penalty's width, the GP's lengthscales, is the
+  model's, as the acquisition is.)
 - The first search owns every observation. A restart starting at observation `s` owns observation `s + j` when
   `j < n_init` (its design) or when `(j - n_init) % polish_every != polish_every - 1` (not a polishing proposal).
 """
