@@ -83,9 +83,8 @@ def tiny_rl_trainer(tmp_path, tiny):
             objective=build_objective("grpo"),
         )
         trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train's loop
-        trainer.beta = (
-            0.04  # the KL term reads the reference log-probabilities, a per-token input (no reference model)
-        )
+        # the KL term on: it reads the reference log-probabilities, a per-token input (no reference model)
+        trainer.beta = 0.04
         return trainer
 
     return make

@@ -286,16 +286,7 @@ class BayesianOptimization(SurrogateOptimizer):
             return None
         if self._hyper[0] is None:  # a resumed or rebuilt run: the GP on every observation was not fitted yet
             self._fit()
-        U, Y, _ = self._observed(None)
-        gp = fit_gp(
-            self.features(U),
-            Y,
-            gp_prior=self.gp_prior,
-            min_noise=self.min_noise,
-            warm_start=self._hyper[0],
-            maxiter=0,
-            categorical_columns=self.features.categorical_columns,
-        )
+        gp = self._gp(self.features(self.U), self.Y_max, self._hyper[0], maxiter=0)
         kernel = next(k for k in gp.covar_module.modules() if getattr(k, "has_lengthscale", False))
         return self.features(self.U[stalled]), kernel.lengthscale.detach().reshape(-1)
 
@@ -314,18 +305,7 @@ class BayesianOptimization(SurrogateOptimizer):
         else:
             refit, start = True, int(rows[0])  # a restart's first observation names it
             previous = self._restart_hyper[1] if self._restart_hyper[0] == start else [None] * len(targets)
-        models = [
-            fit_gp(
-                F,
-                y,
-                gp_prior=self.gp_prior,
-                min_noise=self.min_noise,
-                warm_start=hyper,
-                maxiter=FIT_MAXITER if refit else 0,
-                categorical_columns=self.features.categorical_columns,
-            )
-            for y, hyper in zip(targets, previous)
-        ]
+        models = [self._gp(F, y, hyper, maxiter=FIT_MAXITER if refit else 0) for y, hyper in zip(targets, previous)]
         fits = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
         if rows is None:
             self._fitted_n = F.shape[0] if refit else self._fitted_n
@@ -333,6 +313,19 @@ class BayesianOptimization(SurrogateOptimizer):
         else:
             self._restart_hyper = (start, fits)
         self.model, self.constraint_models = models[0], models[1:]
+
+    def _gp(self, F: Tensor, y: Tensor, hyper: dict | None, *, maxiter: int) -> Any:
+        """A GP of this optimizer's prior on `n x D` features and `n` targets, started from `hyper` (0 iterations:
+        only conditioned on the data)."""
+        return fit_gp(
+            F,
+            y,
+            gp_prior=self.gp_prior,
+            min_noise=self.min_noise,
+            warm_start=hyper,
+            maxiter=maxiter,
+            categorical_columns=self.features.categorical_columns,
+        )
 
     def _propose(
         self, pending: Tensor, seed: int, rows: Tensor | None = None, basins: tuple[Tensor, Tensor] | None = None

@@ -57,8 +57,6 @@ _RESUME_KEYS = (
     "n_init",
     "stall_window",
 )
-# What a log written before a setting existed ran with, by method.
-_RESUME_DEFAULTS = {"stall_window": lambda method: "auto" if method == "bo" else None}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -276,7 +274,7 @@ def _resume(path: Path, settings: dict[str, Any], opt: Any) -> tuple[list[dict[s
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"--resume: cannot read {path} ({err}).") from err
     saved = log if isinstance(log, dict) else {}
-    defaults = {k: default(saved.get("method")) for k, default in _RESUME_DEFAULTS.items()}
+    defaults = {"stall_window": "auto" if saved.get("method") == "bo" else None}  # a log from before --stall-window
     differ = [k for k in _RESUME_KEYS if saved.get(k, defaults.get(k)) != settings[k]]
     if differ:
         diffs = ", ".join(f"{k} {saved.get(k)!r} (log) vs {settings[k]!r}" for k in differ)
