@@ -95,3 +95,19 @@ def test_one_hot_prior_shares_information_with_an_unseen_category():
     constant = float((truth - y.mean()).abs().mean())  # the error of predicting the prior mean
     assert errors[False] > 0.8 * constant, (errors, constant)
     assert errors[True] < 0.7 * errors[False], (errors, constant)
+
+
+def test_mixed_model_lengthscale_prior_has_mode_one_on_the_other_columns():
+    """In a model with one-hot columns the continuous columns' prior has its mode at 1 (GPSampler's), not 1/3: from a
+    few points of a smooth function the fitted lengthscale is pulled towards the mode of the prior in force."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, generator=gen, dtype=torch.float64)
+    F = torch.cat([x, torch.nn.functional.one_hot(torch.arange(8) % 3, 3).double()], dim=1)
+    y = torch.sin(3 * x[:, 0])
+    fitted = {}
+    for marked in (True, False):
+        columns = torch.tensor([False, True, True, True]) if marked else None
+        kernel = fit_gp(F, y, categorical_columns=columns).covar_module.base_kernel
+        fitted[marked] = float(kernel.lengthscale.reshape(-1)[0])
+    assert 0.6 < fitted[True] < 2.0, fitted
+    assert fitted[False] < 0.5 * fitted[True], fitted
