@@ -51,9 +51,9 @@ Deviations and choices:
   than GPSampler on 41 of 60); from our Sobol points 25 -> 16. Neither the acquisition's optimisation (Optuna's
   alternating local search: higher acquisition values on 28 of 50 proposals of a traced seed, still 25 stuck) nor
   tying a categorical's one-hot lengthscales (GPSampler's one lengthscale per categorical: 25) changed the count. On
-  Hartmann6 (no categoricals) mode 1 is far worse (30 seeds, median log10 regret @100 -0.92, 16 stuck, against -4.05
-  and 2), so plain spaces keep 1/3. Integers, stepped and log-scaled dims are cells of the unit interval
-  (`space.py`), rounded by the maximiser's projection and polish.
+  Hartmann6 (no categoricals) mode 1 is far worse (30 seeds, median log10 regret @100 -0.92, 16 stuck, against -3.87
+  and 0 with mode 1/3 in the same environment), so plain spaces keep 1/3. Integers, stepped and log-scaled dims are
+  cells of the unit interval (`space.py`), rounded by the maximiser's projection and polish.
 - GP hyper-parameters are warm-started from the previous fit, so refits take a few L-BFGS iterations. From n = 100
   on they are re-optimised only once the data have grown by `_REFIT_GROWTH` (2 %) since the last optimisation
   (every 2nd evaluation near n = 100, every 10th near n = 500); in between the GP is conditioned on all the data

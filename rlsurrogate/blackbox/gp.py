@@ -46,9 +46,8 @@ _LENGTHSCALE_PRIOR = (3.0, 6.0)
 # mode 1/3 put it at distance ~4.2, where the Matern correlation between choices is ~0.003 (see bo.py's notes).
 _ONE_HOT_LENGTHSCALE_RATE = math.sqrt(2.0)
 # Rate of the lengthscale prior of the other columns of a model with one-hot columns (same concentration): mode 1,
-# GPSampler's prior mode on a unit-interval dim. On 60 held-out seeds of `mixed_tuning` (bo.py's notes) the search
-# ended outside the optimum's optimizer / activation pair 25 times with mode 1/3, 16 with mode 1 (GPSampler 22). On
-# Hartmann6 (no categoricals) mode 1 is far worse (30 seeds: stuck 16 vs 2), so plain spaces keep mode 1/3.
+# GPSampler's prior mode on a unit-interval dim: fewer `mixed_tuning` runs stuck in a non-global optimizer /
+# activation pair, while on Hartmann6 (no categoricals) mode 1 is far worse, so plain spaces keep 1/3 (bo.py's notes).
 _MIXED_LENGTHSCALE_RATE = 2.0
 # Squared distances are clamped to this before the square root, so the gradient at a training point stays finite.
 _MIN_SQ_DIST = 1e-30
