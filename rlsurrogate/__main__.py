@@ -1,5 +1,3 @@
-import sys
+from rlsurrogate.cli import run
 
-from rlsurrogate.cli import main
-
-sys.exit(main())
+run()

@@ -11,8 +11,9 @@ import importlib
 import sys
 
 from rlsurrogate.errors import RLSurrogateError
+from rlsurrogate.process_exit import exit_process
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,14 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _close_process_group() -> None:
-    """Shuts an initialised torch.distributed group down after a command's work: a gloo group left to the
-    interpreter's teardown can abort a finished process ("terminate called without an active exception", exit -6)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
@@ -57,12 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        code = int(module.run(args) or 0)
-        _close_process_group()
-        return code
+        return int(module.run(args) or 0)
     except RLSurrogateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The `rlsurrogate` program: `main()`, then an exit that a torch.distributed group cannot abort."""
+    exit_process(main())

@@ -19,6 +19,7 @@ import torch
 
 from rlsurrogate.evaluation import EvalRewards, evaluate, hf_generator, process_state, prompt_token_ids
 from rlsurrogate.models import tiny_model
+from rlsurrogate.process_exit import exit_process
 from rlsurrogate.rewards import build_reward
 from rlsurrogate.tasks import build_task
 
@@ -64,5 +65,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    if torch.distributed.is_initialized():  # a gloo group left to interpreter teardown can abort the process
-        torch.distributed.destroy_process_group()
+    exit_process(0)  # closes the gloo group; its worker threads cannot abort the finished process at teardown

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rlsurrogate"
 
 # Lowest layer first; a module may import its own layer or a lower one. Prefixes match module names.
 LAYERS: list[tuple[str, ...]] = [
-    ("rlsurrogate.errors", "rlsurrogate.registry"),
+    ("rlsurrogate.errors", "rlsurrogate.registry", "rlsurrogate.process_exit"),
     ("rlsurrogate.recipe",),
     (
         "rlsurrogate.models",

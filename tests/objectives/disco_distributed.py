@@ -23,6 +23,7 @@ from trl import GRPOConfig
 
 from rlsurrogate.models import tiny_model
 from rlsurrogate.objectives import build_objective
+from rlsurrogate.process_exit import exit_process
 from rlsurrogate.trainer import RLTrainer
 
 G = 4
@@ -103,5 +104,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    if torch.distributed.is_initialized():  # a gloo group left to interpreter teardown can abort the process
-        torch.distributed.destroy_process_group()
+    exit_process(0)  # closes the gloo group; its worker threads cannot abort the finished process at teardown

@@ -21,6 +21,7 @@ from trl import GRPOConfig
 from rlsurrogate.models import tiny_model
 from rlsurrogate.objectives import build_objective
 from rlsurrogate.objectives.base import Objective
+from rlsurrogate.process_exit import exit_process
 from rlsurrogate.sampling import build_sampler
 from rlsurrogate.trainer import RLTrainer
 
@@ -115,5 +116,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    if torch.distributed.is_initialized():  # a gloo group left to interpreter teardown can abort the process
-        torch.distributed.destroy_process_group()
+    exit_process(0)  # closes the gloo group; its worker threads cannot abort the finished process at teardown
