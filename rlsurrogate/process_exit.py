@@ -19,10 +19,10 @@ import os
 import sys
 from typing import NoReturn
 
-__all__ = ["close_process_group", "exit_process"]
+__all__ = ["exit_process"]
 
 
-def close_process_group() -> bool:
+def _close_process_group() -> bool:
     """Destroys the initialised torch.distributed group, if any; True when there was one."""
     torch = sys.modules.get("torch")
     if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
@@ -33,7 +33,7 @@ def close_process_group() -> bool:
 
 def exit_process(code: int = 0) -> NoReturn:
     """Exits with `code`; after a torch.distributed group, skips the interpreter's finalisation (see module doc)."""
-    if not close_process_group():
+    if not _close_process_group():
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -56,10 +56,11 @@ def test_without_a_group_the_interpreter_exits_normally():
     assert "atexit: group open = False" in proc.stdout and "unreachable" not in proc.stdout
 
 
-def test_the_cli_program_exits_with_the_command_code():
-    """`python -m rlsurrogate` goes through `exit_process`: a bad argument still exits 2 with argparse's message."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlsurrogate", "no-such-command"], capture_output=True, text=True, timeout=120
-    )
+def test_the_cli_program_exits_with_the_command_code(tmp_path):
+    """`python -m rlsurrogate` hands the command's return code to `exit_process`: a command that rejects its input
+    returns 2, and the program exits 2 with the error printed."""
+    args = ["bo", "--objective", "no_such_benchmark", "--output-dir", str(tmp_path)]
+    cmd = [sys.executable, "-m", "rlsurrogate", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "invalid choice" in proc.stderr
+    assert "error: --objective 'no_such_benchmark'" in proc.stderr
