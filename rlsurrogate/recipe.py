@@ -358,17 +358,33 @@ class SamplingSpec:
 
 @dataclass
 class Recipe:
-    model: ModelConfig
-    data: DataConfig
-    rewards: list[RewardSpec]
-    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    training: dict[str, Any] = field(default_factory=dict)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
-    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
-    sampling: SamplingSpec = field(default_factory=SamplingSpec)
-    output_dir: str = "outputs/run"
+    model: ModelConfig = field(metadata={"help": "The policy model: a hub id, a local path or the embedded model."})
+    data: DataConfig = field(metadata={"help": "Training prompts and held-out prompts: one task, file or dataset."})
+    rewards: list[RewardSpec] = field(metadata={"help": "The rewards; their weighted sum is what TRL trains on."})
+    objective: ObjectiveSpec = field(
+        default_factory=ObjectiveSpec, metadata={"help": "The loss: the GRPO family (TRL's loss types) or DisCO."}
+    )
+    generation: GenerationConfig = field(
+        default_factory=GenerationConfig, metadata={"help": "How completions are sampled for training."}
+    )
+    training: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Any trl.GRPOConfig field (learning_rate, max_steps, bf16, ...)."}
+    )
+    eval: EvalConfig = field(
+        default_factory=EvalConfig, metadata={"help": "Held-out greedy evaluation and the reward-hacking guard."}
+    )
+    optimizer: OptimizerSpec = field(
+        default_factory=OptimizerSpec, metadata={"help": "The torch optimizer (default: TRL's AdamW)."}
+    )
+    diagnostics: DiagnosticsConfig = field(
+        default_factory=DiagnosticsConfig, metadata={"help": "Reward-variance diagnostics logged each step."}
+    )
+    sampling: SamplingSpec = field(
+        default_factory=SamplingSpec, metadata={"help": "Which prompts each generation uses (uniform by default)."}
+    )
+    output_dir: str = field(
+        default="outputs/run", metadata={"help": "Checkpoints, best/, final/, evaluations, plots and summary.json."}
+    )
     source: str | None = field(default=None, metadata={"help": "The YAML file this recipe came from."})
 
     def training_value(self, key: str) -> Any:

@@ -82,7 +82,7 @@ _BASIS_SEED_OFFSET = 7_919
 
 @dataclass
 class PredictiveConfig:
-    pool_factor: int = field(default=4, metadata={"help": "Candidates per chosen prompt (the issue's 4x the batch)."})
+    pool_factor: int = field(default=4, metadata={"help": "Candidates per chosen prompt (pool = 4x the batch)."})
     rule: str = field(default="thompson", metadata={"help": "thompson (one joint posterior draw) | ucb."})
     beta: float = field(default=4.0, metadata={"help": "UCB: mean + sqrt(beta) std (BoTorch's form); 4 = 2 std."})
     explore: float = field(
