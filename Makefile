@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0's CPU wheel; on a GPU machine install your CUDA build of torch first and `pip install -e .`.
 TORCH ?= torch==2.13.0
 
-.PHONY: install quickstart test test-slow lint typecheck bench
+.PHONY: install quickstart test test-slow lint typecheck bench docs docs-serve
 
 install: $(VENV)/.installed
 
@@ -30,3 +30,14 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy rlsurrogate --ignore-missing-imports
+
+# The documentation site, built offline into site/; strict: a broken link, a missing page or a failed autodoc fails.
+docs: $(VENV)/.docs-installed
+	$(PY) -m mkdocs build --strict
+
+docs-serve: $(VENV)/.docs-installed
+	$(PY) -m mkdocs serve
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
