@@ -33,10 +33,10 @@ typecheck: install
 
 # The documentation site, built offline into site/; strict: a broken link, a missing page or a failed autodoc fails.
 docs: $(VENV)/.docs-installed
-	$(PY) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 docs-serve: $(VENV)/.docs-installed
-	$(PY) -m mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[docs]"
