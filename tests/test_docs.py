@@ -27,12 +27,13 @@ import typing
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- runnable -->"
 SEPARATORS = {"&", "&&", ";", "||"}
 WRAPPERS = {"nice": 2, "timeout": 1, "flock": 1}  # program: how many arguments it takes before the command
-EXTERNAL = {"trl", "tensorboard", "wandb", "trackio"}  # programs of other packages: not checked here
+NOT_CHECKED = {"export", "trl", "tensorboard", "wandb", "trackio"}  # the shell's and other packages' programs
 
 
 def _load_hooks():
@@ -111,7 +112,7 @@ def check_command(argv: list[str]) -> None:
             assert target in targets, f"make {target}: no such target in the Makefile"
     elif program == "pip":
         check_pip(args)
-    elif program not in EXTERNAL:
+    elif program not in NOT_CHECKED:
         raise AssertionError(f"{program}: not a command this check knows; teach tests/test_docs.py or unmark it")
 
 
@@ -139,7 +140,9 @@ def check_accelerate(args: list[str]) -> None:
     num_processes = None
     for i, option in enumerate(options):
         if option == "--config_file":
-            assert (ROOT / options[i + 1]).is_file(), f"accelerate config {options[i + 1]}: no such file"
+            config = ROOT / options[i + 1]
+            assert config.is_file(), f"accelerate config {options[i + 1]}: no such file"
+            num_processes = num_processes or yaml.safe_load(config.read_text()).get("num_processes")
         if option == "--num_processes":
             num_processes = int(options[i + 1])
     assert module[:1] == ["rlsurrogate"], f"accelerate launch -m {module[:1]}: expected rlsurrogate"
