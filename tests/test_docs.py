@@ -235,3 +235,22 @@ def test_the_checks_catch_a_wrong_flag_and_a_wrong_key():
         check_command(["python", "scripts/bench_bo.py", "--nope"])
     with pytest.raises(AssertionError, match="no such target"):
         check_command(["make", "quickstarts"])
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as Python-Markdown's toc (and GitHub, for these headings) writes it."""
+    text = re.sub(r"[`*]", "", heading).strip().lower()
+    text = re.sub(r"[^\w\s-]", "", text)
+    return re.sub(r"[-\s]+", "-", text).strip("-")
+
+
+def test_readme_links_resolve():
+    """The README is not part of the site, so mkdocs does not check its links; this does."""
+    for target in re.findall(r"\]\(([^)\s]+)\)", (ROOT / "README.md").read_text()):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        assert (ROOT / path).exists(), f"README links to {path}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), flags=re.M)
+            assert anchor in {_slug(h) for h in headings}, f"README links to {target}: no such heading"
