@@ -114,9 +114,9 @@ def test_the_quadratic_term_bounds_the_change_of_the_targets(eta):
     targets.z = z_of(theta).detach()  # the targets of this model at theta_t
     h_t = sso_surrogate(targets.z, targets, eta)[0].item()
     x = theta.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.05)
+    opt = torch.optim.Adam([x], lr=0.1)
     accepted = 0
-    for _ in range(300):
+    for _ in range(60):
         opt.zero_grad()
         h, _ = sso_surrogate(z_of(x), targets, eta)
         h.backward()
@@ -127,7 +127,7 @@ def test_the_quadratic_term_bounds_the_change_of_the_targets(eta):
                 accepted += 1
                 shift = math.sqrt(float((weights * (z - targets.z).square()).sum()))
                 assert shift <= bound * (1 + 1e-9)
-    assert accepted > 100  # the inner steps did decrease the surrogate
+    assert accepted > 20  # the inner steps did decrease the surrogate
     with torch.no_grad():
         assert math.sqrt(float((weights * (z_of(x) - targets.z).square()).sum())) > 0.1 * bound  # not vacuous
 
@@ -427,7 +427,7 @@ def test_trains_with_the_dynamic_sampler(tmp_path, tiny, params):
     moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), start[n])]
     assert moved
     assert len(logs) == 2 and all(math.isfinite(h["loss"]) for h in logs)
-    assert all("sampling/rounds" in h for h in logs) and logs[1]["objective/target_shift"] > 0
+    assert "sampling/rounds" in logs[0] and logs[1]["objective/target_shift"] > 0  # one generation, 2 steps
 
 
 # ---------------------------------------------------------------------------------------------------------------
