@@ -27,7 +27,8 @@ How the bases enter (all at z_t, where every importance ratio to the rollout pol
 - GRPO family (`grpo`, `dapo`; Shao et al. 2024, arXiv 2402.03300, Eq. 3): the per-token loss -min(r A, clip(r) A)
   has value -A and derivative -A at r = 1, so the clip range never enters h (the trust region is eta); the
   reference-model KL beta k3 = beta (exp(l_ref - z) - (l_ref - z) - 1) enters linearised, derivative
-  beta (1 - exp(l_ref - z_t)); vLLM's importance-sampling ratio multiplies the policy term as in TRL.
+  beta (1 - exp(l_ref - z_t)) (plus beta k3 with TRL's `use_bias_correction_kl`, the KL times r); vLLM's
+  importance-sampling ratio multiplies the policy term as in TRL.
 - DisCO (Li et al. 2025, arXiv 2505.12366): g_t,i,t' = (dLoss / ds_i) / |o_i| for both scores (log-L, and L-ratio at
   ratio 1). The squared-hinge penalty (beta / 2) [KL - delta]_+^2 is linearised too: at z_t the KL to the rollout
   policy is 0 < delta, so the penalty has zero value and zero gradient there and drops out of h; the proximal term
@@ -46,7 +47,7 @@ Limit cases (tests/objectives/test_sso.py):
 Deviations: the paper's inner solver is Armijo line-search SGD with the step size reset per outer step (§5.3); here
 the run's own optimizer (AdamW by default) takes the m inner steps at its learning rate. Not supported with the GRPO
 family (a recipe check says so): entropy bonus or entropy masking, off-policy masking, TRL's two-sided `delta`
-clip, `use_bias_correction_kl`. DisCO with m = 1 and one optimizer step per generation runs DisCO's own loss (the
+clip. DisCO with m = 1 and one optimizer step per generation runs DisCO's own loss (the
 same update, by the m = 1 case).
 
 Checked: the surrogate's value and gradient at theta_t match TRL's loss and DisCO's; m = 1 trains the same weights as
@@ -92,7 +93,6 @@ _UNSUPPORTED_TRAINING = {
     "use_adaptive_entropy": False,
     "off_policy_mask_threshold": None,
     "delta": None,
-    "use_bias_correction_kl": False,
 }
 
 
@@ -201,6 +201,7 @@ def grpo_targets(
     beta: float = 0.0,
     ref_logps: torch.Tensor | None = None,
     is_ratio: torch.Tensor | None = None,
+    bias_corrected_kl: bool = False,
 ) -> Targets:
     """GRPO targets: at r = 1 the token loss is -A rho + beta k3, derivative -A rho + beta (1 - e^(l_ref - z)).
 
@@ -210,6 +211,7 @@ def grpo_targets(
         weights: `(b, T)` the base's token weights (`grpo_token_weights`, times any filler correction).
         beta: reference-model KL weight; with beta > 0, `ref_logps` `(b, T)` are the reference log-probabilities.
         is_ratio: `(b, T)` or `(b, 1)` vLLM importance-sampling ratios rho (TRL multiplies the policy term), or None.
+        bias_corrected_kl: TRL's `use_bias_correction_kl`: the KL term is k3 r, whose derivative at r = 1 adds k3.
     """
     z = z_t.detach().to(torch.float64)
     A = advantages.to(torch.float64)
@@ -218,8 +220,9 @@ def grpo_targets(
     value_tok, grad_tok = policy.expand_as(z), policy.expand_as(z)
     if beta:
         log_ratio = ref_logps.to(torch.float64) - z  # (b, T)
-        value_tok = value_tok + beta * (torch.exp(log_ratio) - log_ratio - 1)
-        grad_tok = grad_tok + beta * (1 - torch.exp(log_ratio))
+        k3 = torch.exp(log_ratio) - log_ratio - 1
+        value_tok = value_tok + beta * k3
+        grad_tok = grad_tok + beta * (1 - torch.exp(log_ratio) + (k3 if bias_corrected_kl else 0.0))
     return Targets(z=z, g=weights * grad_tok, c=weights, value=(weights * value_tok).sum())
 
 
@@ -358,6 +361,7 @@ class SSO(Objective):
             beta,
             micro.get("ref_per_token_logps"),
             micro.get("importance_sampling_ratio"),
+            bool(getattr(args, "use_bias_correction_kl", False)),
         )
         self._targets[j] = (micro, targets)
         return targets

@@ -23,14 +23,17 @@ from rlsurrogate.objectives.sso import SSOConfig, grpo_targets, grpo_token_weigh
 # reference: TRL 1.16's GRPO loss (`GRPOTrainer._compute_loss`, token-level ratios) written out
 
 
-def _trl_loss(logps, old, adv, mask, loss_type, accumulation=1, beta=0.0, ref=None, is_ratio=None, eps=0.2, spg=1):
+def _trl_loss(
+    logps, old, adv, mask, loss_type, accumulation=1, beta=0.0, ref=None, is_ratio=None, eps=0.2, spg=1, bias=False
+):
     ratio = torch.exp(logps - old)
     A = adv.unsqueeze(1)
     per_token = -torch.min(ratio * A, torch.clamp(ratio, 1 - eps, 1 + eps) * A)
     if is_ratio is not None:
         per_token = per_token * is_ratio
     if beta:
-        per_token = per_token + beta * (torch.exp(ref - logps) - (ref - logps) - 1)
+        kl = torch.exp(ref - logps) - (ref - logps) - 1
+        per_token = per_token + beta * (kl * ratio if bias else kl)  # TRL's use_bias_correction_kl
     if loss_type == "grpo":
         return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
     return (per_token * mask).sum() / (mask.sum() * accumulation / spg)  # dapo, 1 process, mask = the generation
@@ -52,17 +55,21 @@ def _tokens(seed=0, B=6, T=7, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
-@pytest.mark.parametrize("beta, vllm", [(0.0, False), (0.04, False), (0.04, True)])
+@pytest.mark.parametrize(
+    "beta, vllm, bias", [(0.0, False, False), (0.04, False, False), (0.04, False, True), (0.04, True, False)]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_value_and_gradient_at_the_targets_equal_the_base_loss(loss_type, beta, vllm, dtype):
+def test_value_and_gradient_at_the_targets_equal_the_base_loss(loss_type, beta, vllm, bias, dtype):
     old, mask, adv, ref, is_ratio = _tokens(seed=1, dtype=dtype)
     is_ratio = is_ratio if vllm else None
     weights = grpo_token_weights(mask, loss_type, 2, num_items=mask.sum(), steps_per_generation=2)
-    targets = grpo_targets(old, adv, weights, beta, ref, is_ratio)
+    targets = grpo_targets(old, adv, weights, beta, ref, is_ratio, bias)
     x = old.clone().requires_grad_(True)
     y = old.clone().requires_grad_(True)
     h, metrics = sso_surrogate(x, targets, eta=0.3)
-    base = _trl_loss(y, old, adv, mask, loss_type, accumulation=2, beta=beta, ref=ref, is_ratio=is_ratio, spg=2)
+    base = _trl_loss(
+        y, old, adv, mask, loss_type, accumulation=2, beta=beta, ref=ref, is_ratio=is_ratio, spg=2, bias=bias
+    )
     h.backward()
     base.backward()
     tol = 1e-10 if dtype == torch.float64 else 1e-5
@@ -153,7 +160,7 @@ def test_config_validation():
 
 
 def test_run_check():
-    training = {"num_iterations": 2, "top_entropy_quantile": 0.2, "entropy_coef": 0.0}
+    training = {"num_iterations": 2, "top_entropy_quantile": 0.2, "entropy_coef": 0.0, "use_bias_correction_kl": True}
     problems = build_objective("sso", {"base": "dapo", "inner_steps": 3}).check(["r"], training.get)
     assert len(problems) == 2 and "num_iterations = 2" in problems[0] and "top_entropy_quantile" in problems[1]
     assert build_objective("sso", {"base": "dapo", "inner_steps": 3}).check(["r"], {"num_iterations": 3}.get) == []
