@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -41,6 +42,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
 BEFORE = "before"  # the cache entry of the untrained model's held-out evaluation
 REFERENCE = "grpo_mu1"
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)  # shares of the budget at which the held-out gold is measured
+MACHINE = f"{os.cpu_count()}-core CPU"  # named beside every wall time
 
 
 def methods(m: int, eta: float, label_threshold: float) -> dict[str, list[str]]:
@@ -75,7 +77,9 @@ def main() -> None:
     extra: list[str] = []
     if args.quick:
         args.seeds, args.inner_steps, args.eval_prompts = args.seeds[:1], 2, 4
-        args.cache, args.png = str(Path(tempfile.mkdtemp()) / "quick.jsonl"), args.png.replace(".png", "_quick.png")
+        if args.cache == parser.get_default("cache"):  # a quick run never mixes with the real runs' cache
+            args.cache = str(Path(tempfile.mkdtemp()) / "quick.jsonl")
+        args.png = args.png.replace(".png", "_quick.png")
         extra = _quick_overrides()
         args.budget = 100  # about one generation of the tiny model: 1-2 steps for mu = 1, 2-4 for the others
     table = methods(args.inner_steps, args.eta, args.label_threshold)
@@ -95,7 +99,8 @@ def main() -> None:
                     print(f"[bench_amortise] {name} seed {seed} ...", flush=True)
                     _append(cache, runs, run_one(name, table[name], seed, args, extra))
     before = runs.get((BEFORE, 0, key))
-    summary = report({k: v for k, v in runs.items() if k[0] in chosen and k[1] in args.seeds and k[2] == key}, before)
+    selected = {k: v for k, v in runs.items() if k[0] in chosen and k[1] in args.seeds and k[2] == key}
+    summary = report(selected, before, chosen)
     _plot(runs, chosen, args, before, key)
     print(json.dumps(summary))
 
@@ -218,9 +223,11 @@ def _keep(key: str) -> bool:
 # the report
 
 
-def report(runs: dict[tuple[str, int, tuple], dict[str, Any]], before: dict[str, Any] | None) -> dict[str, Any]:
+def report(
+    runs: dict[tuple[str, int, tuple], dict[str, Any]], before: dict[str, Any] | None, order: list[str]
+) -> dict[str, Any]:
     by_method: dict[str, dict[int, dict[str, Any]]] = {}
-    for (name, seed, _), run in sorted(runs.items()):
+    for (name, seed, _), run in sorted(runs.items(), key=lambda item: (order.index(item[0][0]), item[0][1])):
         by_method.setdefault(name, {})[seed] = run
     start = before["curve"][0] if before else None
     reference = by_method.get(REFERENCE, {})
@@ -267,7 +274,8 @@ def report(runs: dict[tuple[str, int, tuple], dict[str, Any]], before: dict[str,
         sso_vs_trl = _median(pairs)
     print(
         f"\nheld-out gold (greedy) before training: {_fmt(start[1] if start else None)}; medians over seeds, "
-        "per seed in brackets; tokens to gold = generated tokens until the gold grpo_mu1 reaches at its budget"
+        "per seed in brackets; tokens to gold = generated tokens until the gold grpo_mu1 reaches at its budget; "
+        f"wall time on this machine ({MACHINE})"
     )
     print(
         "| method | held-out gold at budget | tokens to gold | / grpo_mu1 budget | tokens | optimizer steps "
@@ -329,7 +337,7 @@ def _plot(runs: dict, chosen: list[str], args: argparse.Namespace, before: dict 
         ax.plot([p[0] for p in start] + xs, [p[1] for p in start] + ys, marker="o", label=name)
     ax.set_xlabel("generated completion tokens")
     ax.set_ylabel(f"held-out gold accuracy ({args.eval_prompts} prompts, greedy)")
-    ax.set_title(f"quickstart, m = {args.inner_steps}, eta = {args.eta}; mean over seeds {args.seeds}")
+    ax.set_title(f"quickstart, m = {args.inner_steps}, eta = {args.eta}; mean over seeds {args.seeds}; {MACHINE}")
     ax.legend()
     fig.tight_layout()
     Path(args.png).parent.mkdir(parents=True, exist_ok=True)

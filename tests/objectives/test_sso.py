@@ -447,10 +447,12 @@ def test_trains_with_the_dynamic_sampler(tmp_path, tiny, params):
     "base, two, one",
     [
         ("dapo", (4, 2, 2), (4, 4, 4)),  # one optimizer step per generation, 2 micro-batches per process
-        ("grpo", (4, 2, 4), (4, 4, 8)),  # two optimizer steps per generation
-        ("disco", (4, 2, 2), (4, 4, 4)),
+        ("grpo", (8, 1, 1), (8, 2, 2)),  # one micro-batch per process and step vs two
+        ("disco", (4, 2, 4), (4, 4, 8)),  # two optimizer steps per generation, whole questions in each
     ],
-    ids=["dapo", "grpo-two-steps-per-generation", "disco"],
+    # The GRPO family with several optimizer steps per generation is left out: TRL's shuffle gives each step
+    # different rows under different layouts, so not even the base's loss agrees between them.
+    ids=["dapo", "grpo-single-micro-batch", "disco-two-steps-per-generation"],
 )
 def test_two_processes_equal_one(tmp_path, base, two, one):
     """(per_device_train_batch_size, gradient_accumulation_steps, steps_per_generation) for 2 and 1 processes."""
