@@ -476,3 +476,25 @@ def test_two_processes_equal_one(tmp_path, base, two, one):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4, abs=1e-8)
     assert two_run["param_checksum"] == pytest.approx(one_run["param_checksum"], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# through a recipe
+
+
+def test_recipe_errors_are_one_line_each_and_the_inner_steps_reach_trl(tmp_path):
+    from rlsurrogate.build import grpo_config, load
+
+    recipe_path = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+    bad = ["objective.name=sso", "objective.params={base: ppo, inner_steps: 0, eta: -1}"]
+    with pytest.raises(ConfigError) as err:
+        load(recipe_path, overrides=bad)
+    lines = [p for p in err.value.problems if "objective.params" in p]
+    assert len(lines) == 3 and all("\n" not in p for p in lines)
+    clash = ["objective.name=sso", "objective.params={base: grpo, inner_steps: 3}", "training.num_iterations=2"]
+    with pytest.raises(ConfigError, match="num_iterations = 2"):
+        load(recipe_path, overrides=clash)
+    good = ["objective.name=sso", "objective.params={base: grpo, inner_steps: 3, eta: 0.5}", f"output_dir={tmp_path}"]
+    recipe, resolved = load(recipe_path, overrides=good)
+    config = grpo_config(recipe, resolved)
+    assert config.num_iterations == 3 and config.loss_type == "grpo"
