@@ -47,8 +47,13 @@ Limit cases (tests/objectives/test_sso.py):
 Deviations: the paper's inner solver is Armijo line-search SGD with the step size reset per outer step (§5.3); here
 the run's own optimizer (AdamW by default) takes the m inner steps at its learning rate. Not supported with the GRPO
 family (a recipe check says so): entropy bonus or entropy masking, off-policy masking, TRL's two-sided `delta`
-clip. DisCO with m = 1 and one optimizer step per generation runs DisCO's own loss (the
-same update, by the m = 1 case).
+clip. DisCO with m = 1 and one optimizer step per generation runs DisCO's own loss (the same update, by the m = 1
+case).
+
+What eta means: g_t / c is the per-token gradient per unit weight, so the target step z_t - eta g_t / c asks each
+sampled token's log-probability to move by eta A rho nats for the GRPO family (A the advantage; minus the KL's pull
+when beta > 0) and with DisCO by about eta (G / n_q) (mean length / |o_i|) nats, up for a correct and down for an
+incorrect completion (n_q: the question's positives or negatives; 2 in a balanced group).
 
 Checked: the surrogate's value and gradient at theta_t match TRL's loss and DisCO's; m = 1 trains the same weights as
 the base; micro-batch splits and 1 vs 2 processes give the same gradients. Whether the extra updates pay off per
