@@ -1,10 +1,14 @@
-"""Objectives: the GRPO family (TRL's loss types) and DisCO. `OBJECTIVES.get(name)(**params)` builds one."""
+"""Objectives: the GRPO family (TRL's loss types), DisCO, and SSO (a target-space surrogate of either).
+
+`OBJECTIVES.get(name)(**params)` builds one.
+"""
 
 from __future__ import annotations
 
 from rlsurrogate.objectives.base import Objective
 from rlsurrogate.objectives.disco import DisCO
 from rlsurrogate.objectives.grpo import GRPO_FAMILY
+from rlsurrogate.objectives.sso import SSO
 from rlsurrogate.registry import Registry
 
 __all__ = ["OBJECTIVES", "build_objective"]
@@ -15,6 +19,7 @@ OBJECTIVES: Registry = Registry(
         **GRPO_FAMILY,
         "disco": lambda **params: DisCO("disco", **params),
         "disco_b": lambda **params: DisCO("disco_b", **{"variant": "disco_b", **params}),
+        "sso": lambda **params: SSO("sso", **params),
     },
 )
 
