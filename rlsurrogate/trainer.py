@@ -51,6 +51,8 @@ class RLTrainer(GRPOTrainer):
         reward_timeouts: seconds each callable reward may take per call (None: no limit), in `reward_funcs` order.
         optimizer_cls_and_kwargs: (optimizer class, kwargs) for transformers.Trainer; None keeps AdamW.
         sampler: which prompts each generation uses (`rlsurrogate.sampling.build_sampler`); None: uniform.
+        vllm_engine_kwargs: extra arguments for a colocated vLLM engine (`build.vllm_engine_kwargs`). On a CPU the
+            engine takes its weights through `rlsurrogate.vllm_weights` (TRL's per-parameter sync fails there).
         *args, **kwargs: as for `trl.GRPOTrainer`; callable `reward_funcs` are wrapped in `GuardedReward`.
 
     Example:
@@ -67,6 +69,7 @@ class RLTrainer(GRPOTrainer):
         reward_timeouts: Sequence[float | None] = (),
         optimizer_cls_and_kwargs: tuple[type, dict[str, Any]] | None = None,
         sampler: Sampler | None = None,
+        vllm_engine_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         self.objective = objective
@@ -78,7 +81,12 @@ class RLTrainer(GRPOTrainer):
         funcs = [f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]) if f is not None]
         timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
         guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
-        super().__init__(*args, reward_funcs=guarded, **kwargs)
+        with trl_compat.vllm_engine_overrides(_vllm_client_class(kwargs.get("args")), vllm_engine_kwargs):
+            super().__init__(*args, reward_funcs=guarded, **kwargs)
+        if trl_compat.uses_vllm(self):
+            from rlsurrogate.vllm_weights import install_colocate_sync
+
+            install_colocate_sync(self.vllm_generation)
         trl_compat.score_only_labelled_positions()
         if optimizer_cls_and_kwargs is not None:  # GRPOTrainer does not pass it on to transformers.Trainer
             self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
@@ -286,6 +294,15 @@ class _SamplingView:
         from accelerate.utils import broadcast_object_list
 
         return list(broadcast_object_list([value], from_process=0)[0])
+
+
+def _vllm_client_class(args: Any) -> type | None:
+    """Server mode without CUDA syncs weights through a shared directory (TRL's client needs NCCL, i.e. CUDA)."""
+    if args is None or not args.use_vllm or args.vllm_mode != "server" or torch.cuda.is_available():
+        return None
+    from rlsurrogate.vllm_weights import SharedFileWeightClient
+
+    return SharedFileWeightClient
 
 
 def _prompt_text(prompt: Any) -> str:

@@ -10,6 +10,7 @@ instead of deep inside a run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "score_only_labelled_positions",
     "token_logps",
     "uses_vllm",
+    "vllm_engine_overrides",
     "vllm_greedy_generate",
 ]
 
@@ -36,7 +38,9 @@ TRL_PRIVATE_MEMBERS: tuple[tuple[str, str], ...] = (
     ("GRPOTrainer", "_get_per_token_logps_and_entropies"),
     ("GRPOTrainer", "_metrics"),  # {"train"|"eval": {key: [values]}}, averaged by GRPOTrainer.log
     ("GRPOTrainer", "_last_loaded_step"),  # set in __init__ when use_vllm; the step whose weights vLLM holds
-    ("VLLMGeneration", "sync_weights"),
+    ("VLLMGeneration", "sync_weights"),  # replaced per engine on a CPU (rlsurrogate.vllm_weights)
+    ("VLLMGeneration", "_iter_named_params"),  # TRL's walk over the weights under vLLM's names
+    ("trl.generation.vllm_generation", "VLLMClient"),  # the client class server mode builds (vllm_engine_overrides)
     ("VLLMGeneration", "generate"),
     ("VLLMGeneration", "temperature"),
     ("VLLMGeneration", "repetition_penalty"),
@@ -103,6 +107,29 @@ def vllm_greedy_generate(trainer: Any, prompt_ids: list[list[int]], max_new_toke
         for name, value in saved.items():
             setattr(engine, name, value)
     return [list(ids) for ids in completion_ids]
+
+
+@contextmanager
+def vllm_engine_overrides(client_cls: type | None = None, llm_kwargs: dict[str, Any] | None = None) -> Iterator[None]:
+    """While the trainer is constructed, TRL builds `client_cls` for server mode and passes `llm_kwargs` to vLLM.
+
+    TRL 1.16's `VLLMGeneration._init_vllm` names `VLLMClient` and `LLM` from its module's globals and uses them at
+    once, inside `GRPOTrainer.__init__` (the client's `init_communicator`, the colocated engine's start), and
+    exposes no field for the engine arguments a CPU needs (`enforce_eager`, `kv_cache_memory_bytes`); so both are
+    swapped in that module for the duration of the construction and restored after.
+    """
+    from trl.generation import vllm_generation
+
+    saved = {name: getattr(vllm_generation, name) for name in ("VLLMClient", "LLM") if hasattr(vllm_generation, name)}
+    if client_cls is not None:
+        vllm_generation.VLLMClient = client_cls
+    if llm_kwargs and "LLM" in saved:
+        vllm_generation.LLM = functools.partial(saved["LLM"], **llm_kwargs)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(vllm_generation, name, value)
 
 
 def score_only_labelled_positions() -> None:
