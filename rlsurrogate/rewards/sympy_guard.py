@@ -28,11 +28,15 @@ make it safe to run on model output, in any thread: the text reaches nothing but
    `9^9^9^9` and `100000!` stay unevaluated trees instead of hanging the process in a big-integer power.
 5. Magnitude bound (`_log10_bound`): a tree whose value would have more than `MAX_DIGITS` digits (power towers,
    `10^{999999999}`, huge factorials or binomials) is invalid, because no grader can compare it in time.
-6. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent. It interrupts
-   pure-Python work (SymPy, math-verify); steps 1-5 keep C-level work (literal conversion, big-int arithmetic)
-   small. It is skipped when a tracer is already installed (a debugger or coverage), leaving steps 1-5 as the guard.
-No worker process: after steps 1-3 the only C-level work left is converting literals of bounded size and exponent;
-the rest is Python code the deadline interrupts, so a pooled subprocess would add cost and no bound.
+6. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent, at the next
+   call of a plain function (never into a generator, where an exception raised while it is being closed is only
+   printed and dropped), and then removes itself. It interrupts pure-Python work (SymPy); steps 1-5 keep C-level
+   work (literal conversion, big-int arithmetic) small. It is skipped when a tracer is already installed (a
+   debugger or coverage), leaving steps 1-5 as the guard.
+No worker process for the format check: after steps 1-3 the only C-level work left is converting literals of bounded
+size and exponent; the rest is SymPy code the deadline interrupts. The accuracy reward, whose math-verify parser
+keeps shared caches that an interruption could leave half updated, runs in a `bounded_worker` process instead and
+calls `safe_parse` there with `timeout_s=None`.
 
 Deviations from the official code:
 - The official parse evaluates (so `9^9^9^9` and `1e999999999` hang it, and its timeout decides); here such input
@@ -52,7 +56,9 @@ fragment strings, the verdicts differ only in the cases above (19, 0 and 127 ans
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import io
 import keyword
 import math
@@ -61,7 +67,6 @@ import sys
 import time
 import tokenize
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS
@@ -159,6 +164,8 @@ _BRACED_COMMAND = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])")
 _ALLOWED = re.compile(r"^[0-9A-Za-z\s+\-*/().,<>=!|&]*$")
 _ATTRIBUTE = re.compile(r"\.\s*[A-Za-z]")
 _WORD = re.compile(r"[A-Za-z]+")
+# Frames a deadline never raises into: generators and coroutines (`call` events also mark their resumption).
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 _FORBIDDEN_WORDS = frozenset(keyword.kwlist) | {"print", "exec", "eval", "open", "input", "compile", "globals"}
 
 
@@ -169,14 +176,16 @@ class DeadlineExceeded(BaseException):
     """
 
 
-@contextmanager
+@contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Raise `DeadlineExceeded` inside the block once it has used `seconds` of CPU time (pure-Python code only).
 
     Works in any thread: it installs a trace function on the calling thread only (no signals), which checks the
     thread's CPU time at every function call; CPU time rather than wall time, so that a busy machine does not turn
-    slow-but-fine answers into zeros. Does nothing when a tracer (debugger, coverage) is already installed on this
-    thread, and nothing inside a block that already has a deadline (the outer one stays in force).
+    slow-but-fine answers into zeros. It raises once, on entry to a plain function (not a generator or coroutine
+    being resumed or closed), and stops tracing, so the unwinding runs untraced and nothing is printed. Does nothing
+    when a tracer (debugger, coverage) is already installed on this thread, and nothing inside a block that already
+    has a deadline (the outer one stays in force).
 
     Example:
         >>> with time_limit(1.0):
@@ -188,7 +197,8 @@ def time_limit(seconds: float) -> Iterator[None]:
     deadline = time.thread_time() + seconds
 
     def tracer(frame: Any, event: str, arg: Any) -> None:
-        if time.thread_time() > deadline:
+        if not frame.f_code.co_flags & _RESUMABLE and time.thread_time() > deadline:
+            sys.settrace(None)  # raise once: the frames it unwinds (and any generator closed on the way) run untraced
             raise DeadlineExceeded(f"time limit of {seconds:g} s exceeded")
         return None  # no per-line tracing: only function calls are checked
 
@@ -228,12 +238,13 @@ def latex_to_sympy_text(latex: str) -> str | None:
     return s
 
 
-def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
+def safe_parse(latex: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Any | None:
     """Parse a LaTeX answer into an unevaluated SymPy object; None if invalid, unsafe or too slow.
 
     Args:
         latex: the content of a `\\boxed{...}`.
-        timeout_s: time budget for parsing and the magnitude check.
+        timeout_s: time budget for parsing and the magnitude check; None when the caller bounds the time itself
+            (e.g. in a `bounded_worker` process).
 
     Returns:
         The SymPy expression (or tuple of them), or None.
@@ -250,7 +261,7 @@ def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
     if not _screen(latex, text, namespace):
         return None
     try:
-        with time_limit(timeout_s):
+        with time_limit(timeout_s) if timeout_s is not None else contextlib.nullcontext():
             expr = _parse(text, namespace)
             if _log10_bound(expr, [0]) > MAX_DIGITS:
                 return None
