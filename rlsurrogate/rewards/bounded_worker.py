@@ -20,6 +20,7 @@ POSIX only (fork, SCM_RIGHTS, ITIMER_PROF): `AVAILABLE` says whether this platfo
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import signal
@@ -74,6 +75,7 @@ class BoundedWorker:
         self._template: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self._worker: tuple[int, Connection] | None = None
+        self._closes_at_exit = False
 
     def __getstate__(self) -> dict[str, str]:
         return {"module": self.module, "setup": self.setup}
@@ -114,9 +116,13 @@ class BoundedWorker:
             if self._owner == os.getpid():
                 self._drop_worker()
                 if self._control is not None:
-                    self._control.close()
+                    self._control.close()  # the template reads EOF and exits
                 if self._template is not None:
-                    self._template.wait(timeout=10)
+                    try:
+                        self._template.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        self._template.kill()
+                        self._template.wait()
             self._forget()
 
     # ------------------------------------------------------------------------------------------------------------
@@ -160,8 +166,14 @@ class BoundedWorker:
         if ready != b"r":
             control.close()
             self._template.kill()
-            raise RuntimeError(f"the worker template for {self.module} did not start; see its error above")
+            code, self._template = self._template.wait(), None
+            raise RuntimeError(
+                f"the worker process template for {self.module} did not start (exit status {code}); see its error above"
+            )
         self._control, self._owner = control, os.getpid()
+        if not self._closes_at_exit:
+            atexit.register(self.close)  # an orderly exit ends template and worker before the interpreter goes
+            self._closes_at_exit = True
 
     def _drop_worker(self) -> None:
         if self._worker is not None:
