@@ -168,7 +168,7 @@ class BoundedWorker:
             self._template.kill()
             code, self._template = self._template.wait(), None
             raise RuntimeError(
-                f"the worker process template for {self.module} did not start (exit status {code}); see its error above"
+                f"the worker template for {self.module} did not start (exit status {code}); see its error above"
             )
         self._control, self._owner = control, os.getpid()
         if not self._closes_at_exit:
