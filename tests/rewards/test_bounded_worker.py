@@ -33,7 +33,9 @@ def test_calls_return_their_value_and_the_set_up_ran_once_in_the_template(worker
 
 
 @pytest.mark.parametrize(("function", "args"), [("burn_python", (30.0,)), ("burn_in_c", ())])
-def test_overrun_ends_within_budget_prints_nothing_and_the_next_call_gets_a_fresh_worker(worker, capfd, function, args):
+def test_overrun_ends_within_budget_prints_nothing_and_the_next_call_gets_a_fresh_worker(
+    worker, capfd, function, args
+):
     first = worker.call("pid", (), cpu_seconds=1.0)
     start = time.perf_counter()
     with pytest.raises(WorkerOverrun, match="CPU"):
