@@ -129,7 +129,10 @@ class BoundedWorker:
 
     def _new_worker(self) -> tuple[int, Connection]:
         if self._control is None or self._template is None or self._template.poll() is not None:
-            self._start_template()
+            try:
+                self._start_template()
+            except RuntimeError:  # once more, for a start cut short from outside (e.g. killed under memory pressure)
+                self._start_template()
         assert self._control is not None
         try:
             self._control.sendall(b"f")

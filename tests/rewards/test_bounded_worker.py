@@ -92,3 +92,9 @@ def test_pickles_by_name_and_a_forked_caller_starts_its_own_template(worker):
     os.close(read)
     assert child_worker not in (0, parent_worker)
     assert worker.call("pid", (), cpu_seconds=1.0) == parent_worker  # the parent's worker is untouched
+
+
+def test_a_template_that_cannot_start_is_a_clear_error():
+    worker = BoundedWorker("no_such_module_for_bounded_worker", setup="set_up")
+    with pytest.raises(RuntimeError, match="worker template for no_such_module_for_bounded_worker did not start"):
+        worker.call("square", (2,), cpu_seconds=1.0)
