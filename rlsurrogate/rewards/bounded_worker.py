@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,8 @@ class BoundedWorker:
         module: importable module holding the functions to call (and `setup`).
         setup: name of a function of `module` run once in the template, e.g. imports and warm-up.
 
-    Thread-safe (one call at a time), fork-safe (a forked caller starts its own template) and picklable (only the
-    names travel). The template starts on the first call.
+    Thread-safe (one call at a time), fork-safe (a forked caller starts its own template, even when another thread
+    was mid-call at the fork) and picklable (only the names travel). The template starts on the first call.
 
     Example:
         >>> worker = BoundedWorker("math", setup="sqrt")  # doctest: +SKIP
@@ -76,6 +77,9 @@ class BoundedWorker:
         self._control: socket.socket | None = None
         self._worker: tuple[int, Connection] | None = None
         self._closes_at_exit = False
+        # A fork of the caller gets a fresh lock (another thread may hold this one at the fork) and no sockets.
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (worker := this()) is not None and worker._after_fork())
 
     def __getstate__(self) -> dict[str, str]:
         return {"module": self.module, "setup": self.setup}
@@ -183,6 +187,10 @@ class BoundedWorker:
             pid, connection = self._worker
             connection.close()  # a live worker reads EOF and exits
             self._worker = None
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._forget()
 
     def _forget(self) -> None:
         # Drop references without touching the processes: they belong to the process that started them.

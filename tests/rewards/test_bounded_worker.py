@@ -98,3 +98,22 @@ def test_a_template_that_cannot_start_is_a_clear_error():
     worker = BoundedWorker("no_such_module_for_bounded_worker", setup="set_up")
     with pytest.raises(RuntimeError, match="worker template for no_such_module_for_bounded_worker did not start"):
         worker.call("square", (2,), cpu_seconds=1.0)
+
+
+def test_a_fork_taken_while_another_thread_is_mid_call_works_in_the_child(worker):
+    worker.call("pid", (), cpu_seconds=1.0)
+    busy = threading.Thread(target=lambda: worker.call("burn_python", (1.5,), cpu_seconds=5.0))
+    busy.start()
+    time.sleep(0.3)  # the thread now holds the worker's lock
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.write(write, str(worker.call("square", (6,), cpu_seconds=5.0)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 64) == b"36"
+    os.close(read)
+    busy.join(timeout=60)
