@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AVAILABLE", "BoundedWorker", "WorkerOverrun"]
+__all__ = ["AVAILABLE", "BoundedWorker", "WorkerError", "WorkerOverrun"]
 
 AVAILABLE = hasattr(os, "fork") and hasattr(socket, "send_fds") and hasattr(signal, "ITIMER_PROF")
 # A worker runs on CPU unless the machine is overloaded; past this many times its CPU budget (and at least
