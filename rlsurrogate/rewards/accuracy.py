@@ -34,7 +34,7 @@ import warnings
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.rewards import bounded_worker
+from rlsurrogate.rewards.bounded_worker import AVAILABLE, BoundedWorker, WorkerOverrun
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS, completion_text, last_boxed, parse_plain_number
 from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, exponents_bounded, preload, safe_parse, time_limit
 
@@ -69,7 +69,7 @@ _WARM_UP = (
 )
 _EXPLOSIVE = re.compile(r"\^|\*\*|!|\\binom|\\choose|\\fact|\\Gamma|\\uparrow")
 # math-verify runs here, in forks of one template process per training process (started on first use).
-_WORKER = bounded_worker.BoundedWorker(__name__, setup="_set_up")
+_WORKER = BoundedWorker(__name__, setup="_set_up")
 
 
 def make_accuracy(*, answer_column: str = "answer", timeout_s: float = DEFAULT_TIMEOUT_S) -> _AccuracyReward:
@@ -109,7 +109,7 @@ def grade(answer: str | None, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -
     """
     try:
         return _grade(answer, gold, timeout_s)
-    except bounded_worker.WorkerOverrun:
+    except WorkerOverrun:
         _warn_over_budget(f"answer {_quote(answer)}", timeout_s)
         return 0.0
 
@@ -137,7 +137,7 @@ class _AccuracyReward:
             answer = last_boxed(completion_text(completion))
             try:
                 scores.append(_grade(answer, "" if gold is None else str(gold), self.timeout_s))
-            except bounded_worker.WorkerOverrun:
+            except WorkerOverrun:
                 _warn_over_budget(f"completion {i} (answer {_quote(answer)})", self.timeout_s)
                 scores.append(0.0)
         return scores
@@ -186,19 +186,19 @@ def _gold_loaded(gold: str) -> bool:
     # over its budget counts as unparsable.
     try:
         return _in_worker("_gold_parses_here", (gold,), _GOLD_TIMEOUT_S)
-    except bounded_worker.WorkerOverrun:
+    except WorkerOverrun:
         return False
 
 
 def _in_worker(function: str, args: tuple[Any, ...], cpu_seconds: float) -> Any:
     # `function(*args)` of this module in the worker; WorkerOverrun past `cpu_seconds` of CPU.
-    if bounded_worker.AVAILABLE:
+    if AVAILABLE:
         return _WORKER.call(function, args, cpu_seconds)
     try:  # no fork on this platform: in this process, under the trace-based deadline
         with time_limit(cpu_seconds):
             return globals()[function](*args)
     except DeadlineExceeded:
-        raise bounded_worker.WorkerOverrun(function) from None
+        raise WorkerOverrun(function) from None
 
 
 def _clear_caches() -> None:
