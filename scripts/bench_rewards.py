@@ -12,7 +12,10 @@ parentheses, 100-term sums), which only the per-completion deadline bounds.
 `reward_share_of_step` is the time the CPU Format-Length recipe's rewards (format_length, accuracy, boxed_number;
 a superset of the quickstart's boxed_number + accuracy) take for one quickstart step of `--per-step` completions,
 divided by `--step-seconds` (a quickstart step takes about 18 s on a 2-core CPU). Times are wall-clock on this
-machine; the per-completion deadline inside the rewards counts CPU time, reported as `cpu_ms`.
+machine; the per-completion deadline inside the rewards counts CPU time. `cpu_ms` is the calling thread's CPU
+time: it leaves out accuracy's grading, which runs in its worker process (bounded there at `timeout_s` of CPU).
+`over_budget` counts, per reward, the completions scored 0 for running over that budget (each warned about once
+with a `[reward]` prefix), over all measurements; `over_budget_adversarial` the adversarial ones among them.
 The last line is JSON with the key figures.
 """
 
@@ -24,6 +27,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,26 +127,38 @@ def realistic_completions(n: int, seed: int = 0, answers: list = ARITHMETIC) -> 
 
 
 def clear_caches() -> None:
-    # Our verdict caches only; math-verify keeps its own (as it would in training).
+    # Our verdict and parse caches (accuracy's also in its worker); math-verify keeps its own (as in training).
     sympy_guard._is_valid_cached.cache_clear()
-    accuracy._parse_gold.cache_clear()
+    accuracy._clear_caches()
 
 
-def time_batch(reward, completions: list[str], golds: list[str]) -> float:
+def time_batch(reward, completions: list[str], golds: list[str]) -> tuple[float, int]:
+    """-> (wall seconds, completions scored 0 for running over their budget)."""
     clear_caches()
     ids = [[0] * max(1, len(c) // 4) for c in completions]  # ~4 characters per token
-    start = time.perf_counter()
-    reward(prompts=["q"] * len(completions), completions=completions, completion_ids=ids, answer=golds)
-    return time.perf_counter() - start
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        reward(prompts=["q"] * len(completions), completions=completions, completion_ids=ids, answer=golds)
+        seconds = time.perf_counter() - start
+    return seconds, over_budget(caught)
 
 
-def time_single(reward, completion: str) -> tuple[float, float]:
+def time_single(reward, completion: str) -> tuple[float, float, int]:
+    """-> (wall seconds, CPU seconds of this thread, 1 if scored 0 for running over its budget else 0)."""
     clear_caches()
-    start, cpu = time.perf_counter(), time.thread_time()
-    values = reward(prompts=["q"], completions=[completion], completion_ids=[[0] * 64], answer=["12"])
-    wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start, cpu = time.perf_counter(), time.thread_time()
+        values = reward(prompts=["q"], completions=[completion], completion_ids=[[0] * 64], answer=["12"])
+        wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
     assert values[0] is not None and values[0] <= 2.0, values
-    return wall, cpu
+    return wall, cpu, over_budget(caught)
+
+
+def over_budget(caught: list[warnings.WarningMessage]) -> int:
+    # A reward over its per-completion budget warns once per completion, with a "[reward]" prefix.
+    return sum(str(w.message).startswith("[reward]") for w in caught)
 
 
 def main() -> None:
@@ -156,20 +172,23 @@ def main() -> None:
     rewards = [build_reward(spec, params) for spec, params in SPECS]
     completions, golds = realistic_completions(args.num)
     warm_up, _ = realistic_completions(20, seed=1)
-    for reward in rewards:  # imports and math-verify's one-off set-up, on other completions
+    for reward in rewards:  # imports and math-verify's one-off set-up (its worker's template), on other completions
         time_batch(reward, warm_up, golds[:20])
 
     math_completions, math_golds = realistic_completions(args.num, seed=2, answers=MATH)
-    rows, per_completion, per_completion_math = [], {}, {}
+    rows, per_completion, per_completion_math, over = [], {}, {}, {}
     for (spec, _), reward in zip(SPECS, rewards):
-        seconds = time_batch(reward, completions, golds)
-        seconds_math = time_batch(reward, math_completions, math_golds)
+        seconds, over_realistic = time_batch(reward, completions, golds)
+        seconds_math, over_math = time_batch(reward, math_completions, math_golds)
         per_completion[reward.__name__] = seconds / len(completions)
         per_completion_math[reward.__name__] = seconds_math / len(math_completions)
         worst_wall = worst_cpu = 0.0
+        over_adversarial = 0
         for text in ADVERSARIAL:
-            wall, cpu = time_single(reward, text)
+            wall, cpu, over_one = time_single(reward, text)
             worst_wall, worst_cpu = max(worst_wall, wall), max(worst_cpu, cpu)
+            over_adversarial += over_one
+        over[spec] = {"realistic": over_realistic, "math": over_math, "adversarial": over_adversarial}
         rows.append(
             (
                 spec,
@@ -195,6 +214,9 @@ def main() -> None:
         f"adversarial set: {len(ADVERSARIAL)} completions; worst single completion "
         f"{max(r[3] for r in rows):.1f} ms wall, {max(r[4] for r in rows):.1f} ms CPU (goal <= 100 ms)"
     )
+    for spec, counts in over.items():
+        if any(counts.values()):
+            print(f"{spec}: scored 0 for running over the per-completion budget: {counts}")
     summary = {
         "worst_case_ms": round(max(r[3] for r in rows), 2),
         "worst_case_cpu_ms": round(max(r[4] for r in rows), 2),
@@ -205,6 +227,8 @@ def main() -> None:
         "completions_per_s_math_answers": {spec: round(rate, 1) for spec, _, rate, *_ in rows},
         "num_realistic": len(completions),
         "num_adversarial": len(ADVERSARIAL),
+        "over_budget": {spec: sum(counts.values()) for spec, counts in over.items()},
+        "over_budget_adversarial": {spec: counts["adversarial"] for spec, counts in over.items()},
     }
     print(json.dumps(summary))
 

@@ -8,14 +8,19 @@ so TRL skips that sample), with these differences:
   the format reward); no box scores 0. TRL lets math-verify search the whole text.
 - Two plain numbers (integer, decimal, `a/b`, `\\frac{a}{b}`) are compared exactly as fractions without SymPy: the
   common case costs microseconds.
-- Everything else runs under a per-completion deadline (`timeout_s`, default 0.09 s of CPU time) that works in
-  any thread (`sympy_guard.time_limit`), instead of math-verify's `signal.alarm` timeouts, which TRL turns off
-  outside the main thread. Answers whose value is too large to compute (`9^{9^{9^9}}`, `100000!`) score 0 before
-  math-verify sees them, because math-verify evaluates and would hang in C code no deadline can interrupt; so do
-  numbers in scientific notation with an exponent beyond `sympy_guard.MAX_DIGITS` (`1E+999999999`), which
-  math-verify's LaTeX grammar reads as one number and SymPy converts to binary in C (minutes). A
-  correct answer whose verification needs longer than `timeout_s` scores 0, and so does one longer than 200
-  characters or nested deeper than 6 brackets (math-verify's parser slows down ~25 ms per level of parentheses).
+- Everything else is graded by math-verify in a worker process (`bounded_worker`) whose CPU time the kernel bounds
+  per completion (`timeout_s`, default 0.08 s), instead of math-verify's `signal.alarm` timeouts, which TRL turns
+  off outside the main thread. A completion over the budget scores 0 with one `[reward]` warning naming it; the
+  worker is abandoned (nothing is printed, nothing in the training process is interrupted) and the next completion
+  gets a fresh fork of a warm template process (milliseconds). Works from any thread or process.
+- Gold answers are parsed once per distinct gold (a group of G completions shares one), each distinct answer once,
+  and each distinct (gold, answer) pair is graded once: bounded LRU caches in the worker and in this process.
+- Answers whose value is too large to compute (`9^{9^{9^9}}`, `100000!`) score 0 before math-verify sees them,
+  because math-verify evaluates and would spend the budget (and memory) in big-integer C code; so do numbers in
+  scientific notation with an exponent beyond `sympy_guard.MAX_DIGITS` (`1E+999999999`), which math-verify's LaTeX
+  grammar reads as one number and SymPy converts to binary in C. An answer longer than 200 characters or nested
+  deeper than 6 brackets scores 0 (math-verify's parser slows down steeply with nesting: `((((((x+1))))))` takes
+  0.37 s of CPU on a 2-core CPU).
 
 Metrics: `rewards/accuracy/mean` (fraction of gradable completions that are correct).
 """
@@ -25,29 +30,36 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from fractions import Fraction
+import warnings
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
+from rlsurrogate.rewards.bounded_worker import AVAILABLE, BoundedWorker, WorkerOverrun
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS, completion_text, last_boxed, parse_plain_number
 from rlsurrogate.rewards.sympy_guard import DeadlineExceeded, exponents_bounded, preload, safe_parse, time_limit
 
 __all__ = ["grade", "make_accuracy"]
 
-# One completion should cost <= 100 ms in total (issue goal), extraction included; math-verify on a short answer
-# takes 1-30 ms of CPU.
-DEFAULT_TIMEOUT_S = 0.09
-# Gold answers come from the dataset (trusted, repeated G times per prompt): parse once, with a generous limit.
+# One completion should cost <= 100 ms in total: the budget leaves room for extraction, the gold's parse (a few ms,
+# once per prompt), the worker round trip (0.1 ms), the kernel's CPU accounting (tick-sampled: a few ms) and a fork
+# after an overrun (milliseconds). math-verify on a short answer takes 1-10 ms of CPU.
+DEFAULT_TIMEOUT_S = 0.08
+# Gold answers come from the dataset (trusted, repeated G times per prompt): parse once, with a generous budget.
 _GOLD_TIMEOUT_S = 2.0
 # Operators whose value can explode; an answer using them must pass our own magnitude check first.
-# math-verify's LaTeX parser needs ~25 ms per level of nested parentheses and ~1.5 ms per term, so longer or deeper
-# answers could not be graded within the budget anyway; no final answer in MATH or DeepScaleR comes close.
+# math-verify's LaTeX parser slows down steeply with nesting and ~1.5 ms per term, so longer or deeper answers could
+# not be graded within the budget anyway; no final answer in MATH or DeepScaleR comes close.
 _MAX_VERIFY_CHARS = 200
 _MAX_VERIFY_DEPTH = 6
+# Distinct golds, answers and (gold, answer) pairs remembered: a few training steps' worth of prompts and answers.
+_CACHE_SIZE = 4096
+# Characters of an answer quoted in the over-budget warning.
+_QUOTE_CHARS = 60
 # One (gold, answer) pair per kind of answer math-verify handles differently: expression, interval, equation,
-# set, tuple, matrix, radical.
+# set, tuple, matrix, radical, and a wrong answer (its `simplify` imports sympy.physics.units: 0.1 s).
 _WARM_UP = (
     ("x^2+1", "1+x^{2}"),
+    ("x^2", "1"),
     ("(0, \\infty)", "(0,\\infty)"),
     ("x=2", "2"),
     ("\\{1,2\\}", "\\{2,1\\}"),
@@ -56,6 +68,8 @@ _WARM_UP = (
     ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
 )
 _EXPLOSIVE = re.compile(r"\^|\*\*|!|\\binom|\\choose|\\fact|\\Gamma|\\uparrow")
+# math-verify runs here, in forks of one template process per training process (started on first use).
+_WORKER = BoundedWorker(__name__, setup="_set_up")
 
 
 def make_accuracy(*, answer_column: str = "answer", timeout_s: float = DEFAULT_TIMEOUT_S) -> _AccuracyReward:
@@ -63,7 +77,7 @@ def make_accuracy(*, answer_column: str = "answer", timeout_s: float = DEFAULT_T
 
     Args:
         answer_column: dataset column holding the ground-truth answer (a string such as "12" or "\\\\frac{1}{3}").
-        timeout_s: time budget per completion; an answer not graded in time scores 0.
+        timeout_s: CPU-time budget per completion; an answer not graded in time scores 0 (with a warning).
 
     Example:
         >>> reward = make_accuracy()
@@ -93,32 +107,10 @@ def grade(answer: str | None, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -
         >>> grade("\\\\frac{24}{2}", "12"), grade(None, "12"), grade("1", "")
         (1.0, 0.0, None)
     """
-    gold_number, gold_parsed = _parse_gold(gold)
-    if gold_number is None and not gold_parsed:
-        return None
-    if answer is None or len(answer) > MAX_BOXED_CHARS:
-        return 0.0
-    number = parse_plain_number(answer)
-    if number is not None and gold_number is not None:
-        return float(number == gold_number)
-    if not gold_parsed or len(answer) > _MAX_VERIFY_CHARS or _bracket_depth(answer) > _MAX_VERIFY_DEPTH:
-        return 0.0
-    if not exponents_bounded(answer):
-        return 0.0  # math-verify would build `1E+999999999` in C, out of the deadline's reach
-    parse, verify = _math_verify()
-    preload()  # imports happen outside the deadline: an import cut short would leave broken modules behind
     try:
-        with time_limit(timeout_s):  # one budget for the magnitude check and math-verify together
-            if _EXPLOSIVE.search(answer) and safe_parse(answer, timeout_s) is None:
-                return 0.0  # cannot bound its value, so math-verify might hang evaluating it
-            predicted = parse(
-                "\\boxed{" + answer + "}",
-                extraction_config=_extraction_config(),
-                extraction_mode="first_match",
-                parsing_timeout=None,
-            )
-            return 1.0 if predicted and verify(list(gold_parsed), predicted, timeout_seconds=None) else 0.0
-    except (DeadlineExceeded, RecursionError, Exception):  # noqa: BLE001 - ungradable counts as wrong
+        return _grade(answer, gold, timeout_s)
+    except WorkerOverrun:
+        _warn_over_budget(f"answer {_quote(answer)}", timeout_s)
         return 0.0
 
 
@@ -140,39 +132,171 @@ class _AccuracyReward:
                 f"reward 'accuracy' needs the dataset column {self.answer_column!r}; the dataset has "
                 f"{columns}. Set params: {{answer_column: <name>}} in the recipe."
             )
-        gold = kwargs[self.answer_column]
-        return [
-            grade(last_boxed(completion_text(c)), "" if g is None else str(g), self.timeout_s)
-            for c, g in zip(completions, gold, strict=True)
-        ]
+        scores: list[float | None] = []
+        for i, (completion, gold) in enumerate(zip(completions, kwargs[self.answer_column], strict=True)):
+            answer = last_boxed(completion_text(completion))
+            try:
+                scores.append(_grade(answer, "" if gold is None else str(gold), self.timeout_s))
+            except WorkerOverrun:
+                _warn_over_budget(f"completion {i} (answer {_quote(answer)})", self.timeout_s)
+                scores.append(0.0)
+        return scores
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse_gold(gold: str) -> tuple[Fraction | None, tuple[Any, ...]]:
-    # -> (exact value if gold is a plain number, math-verify's parse of gold). A boxed gold is unboxed first.
+def _grade(answer: str | None, gold: str, timeout_s: float) -> float | None:
+    # `grade` without the warning: raises WorkerOverrun when math-verify needs more than `timeout_s`.
+    gold = _unboxed(gold)
+    gold_number = parse_plain_number(gold)
+    if gold_number is None and not _gold_parses(gold):
+        return None
+    if answer is None or len(answer) > MAX_BOXED_CHARS:
+        return 0.0
+    number = parse_plain_number(answer)
+    if number is not None and gold_number is not None:
+        return float(number == gold_number)
+    if len(answer) > _MAX_VERIFY_CHARS or _bracket_depth(answer) > _MAX_VERIFY_DEPTH:
+        return 0.0
+    if not exponents_bounded(answer):
+        return 0.0  # math-verify would build `1E+999999999` in C
+    return _verified(gold, answer, timeout_s)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _unboxed(gold: str) -> str:
+    # A boxed gold ("... \boxed{7}") is graded by its box.
     boxed = last_boxed(gold)
-    gold = (boxed if boxed is not None else gold).strip()
-    if not gold:
-        return None, ()
+    return (boxed if boxed is not None else gold).strip()
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _gold_parses(gold: str) -> bool:
+    return bool(gold) and _gold_loaded(gold)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _verified(gold: str, answer: str, timeout_s: float) -> float:
+    # A WorkerOverrun propagates, so an answer over the budget is not cached (and is warned about each time).
+    if not _gold_parses(gold) or not _gold_loaded(gold):
+        return 0.0
+    return _in_worker("_verified_here", (gold, answer), timeout_s)
+
+
+def _gold_loaded(gold: str) -> bool:
+    # Parses gold in the current worker, which caches it (a fresh worker after an overrun parses it again); a gold
+    # over its budget counts as unparsable.
+    try:
+        return _in_worker("_gold_parses_here", (gold,), _GOLD_TIMEOUT_S)
+    except WorkerOverrun:
+        return False
+
+
+def _in_worker(function: str, args: tuple[Any, ...], cpu_seconds: float) -> Any:
+    # `function(*args)` of this module in the worker; WorkerOverrun past `cpu_seconds` of CPU.
+    if AVAILABLE:
+        return _WORKER.call(function, args, cpu_seconds)
+    try:  # no fork on this platform: in this process, under the trace-based deadline
+        with time_limit(cpu_seconds):
+            return globals()[function](*args)
+    except DeadlineExceeded:
+        raise WorkerOverrun(function) from None
+
+
+def _clear_caches() -> None:
+    # For benchmarks: forget every verdict and parse, here and in the worker.
+    for cache in (_unboxed, _gold_parses, _verified):
+        cache.cache_clear()
+    _in_worker("_clear_caches_here", (), _GOLD_TIMEOUT_S)
+
+
+def _warn_over_budget(what: str, timeout_s: float) -> None:
+    warnings.warn(
+        f"[reward] accuracy: {what} was not graded within timeout_s = {timeout_s:g} s of CPU; scored 0.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _quote(answer: str | None) -> str:
+    text = " ".join((answer or "").split())
+    return repr(text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "...")
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What runs in the worker process (`_WORKER`), under its CPU budget.
+
+
+def _set_up() -> None:
+    # In the template, once: imports and warm-up, so that every fork starts warm.
+    _math_verify()
+    preload()
+
+
+def _gold_parses_here(gold: str) -> bool:
+    return bool(_parsed_gold(gold))
+
+
+def _verified_here(gold: str, answer: str) -> float:
+    if _EXPLOSIVE.search(answer) and safe_parse(answer, timeout_s=None) is None:
+        return 0.0  # cannot bound its value, so math-verify might spend the budget evaluating it
+    predicted = _parsed_answer(answer)
+    _, verify = _math_verify()
+    try:
+        return 1.0 if predicted and verify(list(_parsed_gold(gold)), list(predicted), timeout_seconds=None) else 0.0
+    except Exception:  # noqa: BLE001 - ungradable counts as wrong
+        return 0.0
+
+
+def _clear_caches_here() -> None:
+    _parsed_gold.cache_clear()
+    _parsed_answer.cache_clear()
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parsed_gold(gold: str) -> tuple[Any, ...]:
+    # math-verify's parse of gold: as LaTeX math first ("1+x^2" as a whole), then its default extraction ("$...$").
     parse, _ = _math_verify()
     try:
-        with time_limit(_GOLD_TIMEOUT_S):
-            # As LaTeX math first ("1+x^2" as a whole), then math-verify's default extraction (e.g. "$...$" text).
-            parsed = parse("$" + gold + "$", parsing_timeout=None) or parse(gold, parsing_timeout=None)
-    except (DeadlineExceeded, Exception):  # noqa: BLE001 - an unparsable gold means "skip this sample"
-        parsed = []
-    return parse_plain_number(gold), tuple(parsed)
+        return tuple(parse("$" + gold + "$", parsing_timeout=None) or parse(gold, parsing_timeout=None))
+    except Exception:  # noqa: BLE001 - an unparsable gold means "skip this sample"
+        return ()
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parsed_answer(answer: str) -> tuple[Any, ...]:
+    parse, _ = _math_verify()
+    try:
+        return tuple(
+            parse(
+                "\\boxed{" + answer + "}",
+                extraction_config=_extraction_config(),
+                extraction_mode="first_match",
+                parsing_timeout=None,
+            )
+        )
+    except Exception:  # noqa: BLE001 - an unparsable answer is wrong
+        return ()
 
 
 @functools.lru_cache(maxsize=1)
 def _math_verify() -> tuple[Any, Any]:
-    # Imported on first use (math-verify pulls in SymPy and an ANTLR parser), outside any deadline.
+    # Imported on first use (math-verify pulls in SymPy and an ANTLR parser).
     from math_verify import parse, verify
 
     for name in ("math_verify.parser", "math_verify.grader"):
         logging.getLogger(name).addFilter(_drop_timeout_disabled_warning)
-    # Warm up outside any deadline: the first verify of each kind of answer imports and caches parts of SymPy
-    # (about 1 s in all), which would otherwise eat the first completions' budgets.
+    # The first verify of each kind of answer imports and caches parts of SymPy (about 1 s in all): done once in
+    # the template rather than in the first completions' budgets.
     for gold, answer in _WARM_UP:
         verify(
             parse("$" + gold + "$", parsing_timeout=None),
@@ -197,17 +321,6 @@ def _extraction_config() -> list[Any]:
     ]
 
 
-def _bracket_depth(text: str) -> int:
-    depth = deepest = 0
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in ")]}":
-            depth -= 1
-    return deepest
-
-
 def _drop_timeout_disabled_warning(record: logging.LogRecord) -> bool:
-    # math-verify warns on every call made with its signal timeouts off; our deadline replaces them.
+    # math-verify warns on every call made with its signal timeouts off; the worker's CPU budget replaces them.
     return not str(record.msg).startswith("Timeout is disabled")

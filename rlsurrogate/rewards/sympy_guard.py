@@ -28,11 +28,15 @@ make it safe to run on model output, in any thread: the text reaches nothing but
    `9^9^9^9` and `100000!` stay unevaluated trees instead of hanging the process in a big-integer power.
 5. Magnitude bound (`_log10_bound`): a tree whose value would have more than `MAX_DIGITS` digits (power towers,
    `10^{999999999}`, huge factorials or binomials) is invalid, because no grader can compare it in time.
-6. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent. It interrupts
-   pure-Python work (SymPy, math-verify); steps 1-5 keep C-level work (literal conversion, big-int arithmetic)
-   small. It is skipped when a tracer is already installed (a debugger or coverage), leaving steps 1-5 as the guard.
-No worker process: after steps 1-3 the only C-level work left is converting literals of bounded size and exponent;
-the rest is Python code the deadline interrupts, so a pooled subprocess would add cost and no bound.
+6. A deadline (`time_limit`): a per-thread trace function raises once the CPU-time budget is spent, at the next
+   call with no generator, coroutine or finaliser between it and the block (where an exception raised while a
+   generator is being closed would only be printed and dropped), and then removes itself. It interrupts
+   pure-Python work (SymPy); steps 1-5 keep C-level work (literal conversion, big-int arithmetic) small. It is
+   skipped when a tracer is already installed (a debugger or coverage), leaving steps 1-5 as the guard.
+No worker process for the format check: after steps 1-3 the only C-level work left is converting literals of bounded
+size and exponent; the rest is SymPy code the deadline interrupts. The accuracy reward, whose math-verify parser
+keeps shared caches that an interruption could leave half updated, runs in a `bounded_worker` process instead and
+calls `safe_parse` there with `timeout_s=None`.
 
 Deviations from the official code:
 - The official parse evaluates (so `9^9^9^9` and `1e999999999` hang it, and its timeout decides); here such input
@@ -52,7 +56,9 @@ fragment strings, the verdicts differ only in the cases above (19, 0 and 127 ans
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import io
 import keyword
 import math
@@ -60,8 +66,7 @@ import re
 import sys
 import time
 import tokenize
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from rlsurrogate.rewards.boxed import MAX_BOXED_CHARS
@@ -159,6 +164,8 @@ _BRACED_COMMAND = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])")
 _ALLOWED = re.compile(r"^[0-9A-Za-z\s+\-*/().,<>=!|&]*$")
 _ATTRIBUTE = re.compile(r"\.\s*[A-Za-z]")
 _WORD = re.compile(r"[A-Za-z]+")
+# Frames a deadline never raises into: generators and coroutines (`call` events also mark their resumption).
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 _FORBIDDEN_WORDS = frozenset(keyword.kwlist) | {"print", "exec", "eval", "open", "input", "compile", "globals"}
 
 
@@ -169,34 +176,22 @@ class DeadlineExceeded(BaseException):
     """
 
 
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
+def time_limit(seconds: float) -> _TimeLimit:
     """Raise `DeadlineExceeded` inside the block once it has used `seconds` of CPU time (pure-Python code only).
 
     Works in any thread: it installs a trace function on the calling thread only (no signals), which checks the
     thread's CPU time at every function call; CPU time rather than wall time, so that a busy machine does not turn
-    slow-but-fine answers into zeros. Does nothing when a tracer (debugger, coverage) is already installed on this
-    thread, and nothing inside a block that already has a deadline (the outer one stays in force).
+    slow-but-fine answers into zeros. It raises once, at a safe point: a call with no generator, coroutine or
+    `__del__` between it and the block (an exception raised while a generator is being closed, or in a finaliser,
+    is printed as "Exception ignored in ..." and dropped), then stops tracing, so the unwinding runs untraced.
+    Does nothing when a tracer (debugger, coverage) is already installed on this thread, and nothing inside a block
+    that already has a deadline (the outer one stays in force).
 
     Example:
         >>> with time_limit(1.0):
         ...     x = sum(range(10))
     """
-    if sys.gettrace() is not None:
-        yield
-        return
-    deadline = time.thread_time() + seconds
-
-    def tracer(frame: Any, event: str, arg: Any) -> None:
-        if time.thread_time() > deadline:
-            raise DeadlineExceeded(f"time limit of {seconds:g} s exceeded")
-        return None  # no per-line tracing: only function calls are checked
-
-    sys.settrace(tracer)
-    try:
-        yield
-    finally:
-        sys.settrace(None)
+    return _TimeLimit(seconds)
 
 
 def latex_to_sympy_text(latex: str) -> str | None:
@@ -228,12 +223,13 @@ def latex_to_sympy_text(latex: str) -> str | None:
     return s
 
 
-def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
+def safe_parse(latex: str, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Any | None:
     """Parse a LaTeX answer into an unevaluated SymPy object; None if invalid, unsafe or too slow.
 
     Args:
         latex: the content of a `\\boxed{...}`.
-        timeout_s: time budget for parsing and the magnitude check.
+        timeout_s: time budget for parsing and the magnitude check; None when the caller bounds the time itself
+            (e.g. in a `bounded_worker` process).
 
     Returns:
         The SymPy expression (or tuple of them), or None.
@@ -250,7 +246,7 @@ def safe_parse(latex: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any | None:
     if not _screen(latex, text, namespace):
         return None
     try:
-        with time_limit(timeout_s):
+        with time_limit(timeout_s) if timeout_s is not None else contextlib.nullcontext():
             expr = _parse(text, namespace)
             if _log10_bound(expr, [0]) > MAX_DIGITS:
                 return None
@@ -291,6 +287,40 @@ def is_valid_math(latex: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> bo
 
 
 # ----------------------------------------------------------------------------------------------------------------
+
+
+class _TimeLimit:
+    # The context manager `time_limit` returns.
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        self._active = sys.gettrace() is None
+        if self._active:
+            self._block = sys._getframe(1)  # the frame running the `with` statement
+            self._deadline = time.thread_time() + self.seconds
+            sys.settrace(self._tracer)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._active:
+            sys.settrace(None)
+            self._block = None  # no reference cycle through the frame
+
+    def _tracer(self, frame: Any, event: str, arg: Any) -> None:
+        if time.thread_time() > self._deadline and _safe_point(frame, self._block):
+            sys.settrace(None)  # raise once: the frames it unwinds (and generators closed on the way) run untraced
+            raise DeadlineExceeded(f"time limit of {self.seconds:g} s exceeded")
+        return None  # no per-line tracing: only function calls are checked
+
+
+def _safe_point(frame: Any, block: Any) -> bool:
+    # Whether an exception raised on entry to `frame` reaches the block: no generator or coroutine (resumed, or
+    # being closed) and no finaliser on the way.
+    while frame is not None and frame is not block:
+        if frame.f_code.co_flags & _RESUMABLE or frame.f_code.co_name == "__del__":
+            return False
+        frame = frame.f_back
+    return True
 
 
 @functools.lru_cache(maxsize=4096)

@@ -183,7 +183,7 @@ def _clear_caches() -> None:
     from rlsurrogate.rewards import accuracy, sympy_guard
 
     sympy_guard._is_valid_cached.cache_clear()
-    accuracy._parse_gold.cache_clear()
+    accuracy._clear_caches()
 
 
 def _cases() -> list[Case]:

@@ -3,6 +3,7 @@ any thread, no leaked state."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -306,6 +307,46 @@ def test_time_limit_is_not_swallowed_by_except_exception():
     with pytest.raises(DeadlineExceeded):
         with time_limit(0.05):
             stubborn()
+    assert sys.gettrace() is None
+
+
+def test_time_limit_never_raises_where_the_exception_would_be_dropped(monkeypatch):
+    # An exception raised while a generator is being closed (or in a finaliser) goes to sys.unraisablehook
+    # ("Exception ignored in: <generator ...>" on stderr) and is lost. Here nearly every call after the deadline
+    # happens inside a generator's close(); the deadline waits for the next safe call instead.
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    def plain(i):
+        return i + 1
+
+    def numbers():
+        try:
+            yield 1
+        finally:
+            for i in range(200):
+                plain(i)
+
+    class Finalised:
+        def __del__(self):
+            plain(0)
+
+    def slow():
+        while True:
+            generator = numbers()
+            next(generator)
+            del generator  # closed here, inside the block
+            Finalised()
+            plain(0)  # the one safe call per round
+
+    for _ in range(5):
+        start = time.perf_counter()
+        with pytest.raises(DeadlineExceeded):
+            with time_limit(0.02):
+                slow()
+        assert time.perf_counter() - start < 5
+    gc.collect()
+    assert unraisable == []
     assert sys.gettrace() is None
 
 
