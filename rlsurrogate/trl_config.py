@@ -19,7 +19,9 @@ validation as any recipe, so every problem is reported at once. The mapping foll
   `gradient_checkpointing` true, `save_steps` 500, no `save_total_limit`, `max_completion_length` 512, output
   directory `trainer_output`), so the run is TRL's run. `bf16` keeps our default (on only with a bf16 GPU).
 - Held-out evaluation (ours; TRL has none by default) uses `dataset_test_split` when the config names it or sets an
-  `eval_strategy`, else `data.num_eval` rows split off the training split; the run prints which.
+  `eval_strategy`, else rows split off the training split: `test_split_size` of them, or by default 10 % of the rows
+  (at most 32; none from a dataset under 10 rows), so whatever TRL trains on still leaves training rows here. The run
+  prints which.
 - A string where TRL reads a bool or a number (`use_peft: "false"`, `learning_rate: "1e-5"`) is converted as TRL's
   HfArgumentParser converts it (argparse applies a field's type to a string default): `string_to_bool`, `int`,
   `float`; a string neither reads is refused.
