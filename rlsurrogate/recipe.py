@@ -322,7 +322,8 @@ class GenerationConfig:
 @dataclass
 class EvalConfig:
     num_prompts: int | None = field(
-        default=None, metadata={"help": "Held-out prompts to evaluate (default: every held-out row, see data.num_eval)."}
+        default=None,
+        metadata={"help": "Held-out prompts to evaluate (default: every held-out row; see data.num_eval)."},
     )
     max_new_tokens: int | None = field(default=None, metadata={"help": "Default: generation.max_completion_length."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per greedy generate call (per process)."})
