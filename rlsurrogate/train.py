@@ -35,11 +35,13 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
     from rlsurrogate.checkpoints import newest_intact_checkpoint
     from rlsurrogate.eval_callback import HeldOutEvaluation
     from rlsurrogate.evaluation import process_state
+    from rlsurrogate.machine import check_machine
     from rlsurrogate.models import load_model
     from rlsurrogate.tasks.loaders import load_data
     from rlsurrogate.trainer import RLTrainer
 
     _check_launch()
+    check_machine(recipe)
     state = process_state()
     out = Path(recipe.output_dir)
     data = load_data(recipe.data)
@@ -201,6 +203,7 @@ def _print_batch_table(recipe: Recipe, config: Any, num_processes: int) -> None:
 
 def _distributed_type() -> str:
     from rlsurrogate.evaluation import process_state
+    from rlsurrogate.machine import check_machine
 
     state = process_state()
     kind = str(state.distributed_type).rsplit(".", 1)[-1]
