@@ -203,7 +203,6 @@ def _print_batch_table(recipe: Recipe, config: Any, num_processes: int) -> None:
 
 def _distributed_type() -> str:
     from rlsurrogate.evaluation import process_state
-    from rlsurrogate.machine import check_machine
 
     state = process_state()
     kind = str(state.distributed_type).rsplit(".", 1)[-1]

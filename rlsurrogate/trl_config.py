@@ -11,9 +11,10 @@ validation as any recipe, so every problem is reported at once. The mapping foll
 - `reward_funcs` entries are TRL's registry names (`accuracy_reward`, `reasoning_accuracy_reward`,
   `think_format_reward`, `get_soft_overlong_punishment` with its script's 1280 / 256), our registry names (of which
   `accuracy`, `format` and `length` are refused, being open-r1's names for other rewards: write TRL's name, or
-  `rlsurrogate.rewards.format` for ours), or dotted import paths (`my_lib.rewards.fn`; a module file under the working directory is loaded by path, as TRL puts the
-  working directory on `sys.path`); `reward_model_name_or_path` becomes the first reward, `rm:<id>`. TRL's
-  accuracy rewards are gold metrics (the hacking guard watches them; `best/` follows the first).
+  `rlsurrogate.rewards.format` for ours), or dotted import paths (`my_lib.rewards.fn`; a module file under the
+  working directory is loaded by path, as TRL puts the working directory on `sys.path`);
+  `reward_model_name_or_path` becomes the first reward, `rm:<id>`. TRL's accuracy rewards are gold metrics (the
+  hacking guard watches them; `best/` follows the first).
 - `loss_type` (default TRL's `dapo`) becomes `objective.name`; generation fields go to `generation`;
   `eval_on_start` and `per_device_eval_batch_size` to `eval`; `trust_remote_code` and `model_init_kwargs` to `model`;
   every other GRPOConfig field to `training`, with TRL's defaults where ours differ (`logging_steps` 10,

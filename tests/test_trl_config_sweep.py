@@ -178,7 +178,8 @@ def workdir(tmp_path_factory):
     model.save_pretrained(root / "tiny-model")
     tokenizer.save_pretrained(root / "tiny-model")
     (root / "data" / "codeforces").mkdir(parents=True)
-    chat = [{"prompt": [{"role": "user", "content": f"What is {i} + 2?"}], "solution": f"${i + 2}$"} for i in range(32)]
+    messages = [[{"role": "user", "content": f"What is {i} + 2?"}] for i in range(32)]
+    chat = [{"prompt": m, "solution": f"${i + 2}$"} for i, m in enumerate(messages)]
     pd.DataFrame(chat).to_parquet(root / "data" / "chat.parquet")
     pd.DataFrame(chat[:16]).to_parquet(root / "data" / "chat_more.parquet")
     pd.DataFrame(chat + chat[:16]).to_parquet(root / "data" / "chat_both.parquet")
