@@ -278,7 +278,7 @@ def test_trl_docs_example_config_trains_one_step_unchanged(tmp_path, tiny_dir, m
     )
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-m", "rlsurrogate", "train", str(config), "--set", "data.num_eval=4"],
+        [sys.executable, "-m", "rlsurrogate", "train", str(config)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -287,7 +287,7 @@ def test_trl_docs_example_config_trains_one_step_unchanged(tmp_path, tiny_dir, m
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 1 and summary["gold_metrics"] == ["accuracy_reward"]
-    assert "data: 36 training prompts and 4 held-out" in proc.stdout
+    assert "data: 36 training prompts and 4 held-out" in proc.stdout  # the default: 10 % of 40 rows
     assert "training: 1 optimizer step (training.max_steps)" in proc.stdout
     assert "objective dapo (loss_type dapo)" in proc.stdout
     history = json.loads((tmp_path / "out" / "log_history.json").read_text())

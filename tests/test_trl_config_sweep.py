@@ -261,6 +261,16 @@ def test_each_config_trains_one_step_with_the_refused_keys_changed(name, workdir
     shutil.rmtree(tmp_path / "out")
 
 
+def test_a_32_row_trl_config_is_accepted_unchanged_and_keeps_training_rows(workdir, monkeypatch):
+    from rlsurrogate.tasks.loaders import load_data
+
+    monkeypatch.chdir(workdir)
+    recipe, _ = load(ASSETS / "small_32_rows.yaml")
+    assert recipe.data.num_eval is None and recipe.training["report_to"] == "tensorboard"
+    loaded = load_data(recipe.data)
+    assert (len(loaded.train), len(loaded.eval_rows)) == (29, 3)
+
+
 @pytest.mark.slow
 def test_a_32_row_trl_config_trains_two_steps_unchanged_and_logs_to_tensorboard(workdir, tmp_path):
     """A first run as a TRL user writes it: TRL's defaults throughout (512-token completions: minutes on a CPU)."""
