@@ -168,7 +168,15 @@ _OPEN_R1_SHARED_REWARDS = {
     "this package's is the Format-Length paper's length reward",
 }
 # open-r1's reward_funcs names (open_r1/rewards.py get_reward_funcs) that neither TRL nor this package has.
-_OPEN_R1_REWARDS: tuple[str, ...] = ("reasoning_steps", "cosine", "repetition_penalty", "code", "binary_code", "ioi_code", "cf_code")
+_OPEN_R1_REWARDS: tuple[str, ...] = (
+    "reasoning_steps",
+    "cosine",
+    "repetition_penalty",
+    "code",
+    "binary_code",
+    "ioi_code",
+    "cf_code",
+)
 _OPEN_R1_REWARDS += ("code_format", "tag_count", "soft_overlong_punishment")
 _OUR_PREFIX = "rlsurrogate.rewards."  # `rlsurrogate.rewards.format`: this package's registry name, spelled as a path
 
