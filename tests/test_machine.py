@@ -4,11 +4,8 @@ each naming the setting and the way out."""
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 
 import pytest
-import yaml
 
 from rlsurrogate import machine
 from rlsurrogate.build import validate
@@ -86,20 +83,19 @@ def test_with_the_gpu_and_packages_present_nothing_is_refused(monkeypatch):
     assert machine.machine_problems(recipe) == []
 
 
-def test_train_refuses_before_loading_anything(tmp_path):
-    """`rlsurrogate train` on this CPU machine: one error, exit 2, no output directory written."""
-    pytest.importorskip("torch")
-    import torch
+def test_train_refuses_before_loading_anything(bare_cpu, tmp_path, monkeypatch):
+    """train() on a machine without vLLM: the one error comes before the data, the model or output_dir."""
+    from rlsurrogate import train as train_module
+    from rlsurrogate.tasks import loaders
 
-    if torch.cuda.is_available():
-        pytest.skip("checks the CPU machine's refusal")
+    def never(*args, **kwargs):
+        raise AssertionError("loaded data before the machine check")
+
+    monkeypatch.setattr(loaders, "load_data", never)
     raw = copy.deepcopy(GOOD) | {"output_dir": str(tmp_path / "out")}
     raw["generation"]["use_vllm"] = True
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlsurrogate", "train", str(path)], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "generation.use_vllm = true: vLLM generation needs a CUDA GPU" in proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    recipe, resolved = validate(raw)
+    with pytest.raises(ConfigError) as info:
+        train_module.train(recipe, resolved)
+    assert [p.split(" = ")[0] for p in info.value.problems] == ["generation.use_vllm"]
+    assert not (tmp_path / "out").exists()
