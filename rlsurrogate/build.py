@@ -89,8 +89,10 @@ def validate(
 def _validate(
     raw: dict[str, Any], source: str | None, num_processes: int | None, problems: list[str]
 ) -> tuple[Recipe, Resolved]:
+    from rlsurrogate.trl_config import drop_restated
+
     recipe, shape_problems, broken = parse_recipe(raw, source=source, num_processes=num_processes)
-    problems = problems + shape_problems
+    problems = problems + drop_restated(problems, shape_problems)
     resolved, name_problems = _resolve(recipe, broken, num_processes)
     problems += name_problems
     if problems or resolved is None:

@@ -253,7 +253,15 @@ class DataConfig:
     )
     system_prompt: str | None = field(default=None, metadata={"help": "System message prepended to each prompt."})
     num_train: int | None = field(default=None, metadata={"help": "Training prompts (null: the whole dataset)."})
-    num_eval: int = field(default=32, metadata={"help": "Held-out prompts for eval before/after training."})
+    num_eval: int | None = field(
+        default=None,
+        metadata={
+            "help": "Held-out prompts for eval before/after training. null (default): 10 % of the rows, at most 32, "
+            "split off the training rows (none from a dataset under 10 rows: the run prints that evaluation is off "
+            "and how to turn it on); with eval_split, up to 32 of its rows; a built-in task or a stream, 32. A number "
+            "is taken as given: one that leaves no training rows, or exceeds eval_split, is an error."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the task generator and of subsampling."})
 
 
@@ -333,7 +341,8 @@ class GenerationConfig:
 @dataclass
 class EvalConfig:
     num_prompts: int | None = field(
-        default=None, metadata={"help": "Held-out prompts to evaluate (default: data.num_eval)."}
+        default=None,
+        metadata={"help": "Held-out prompts to evaluate (default: every held-out row; see data.num_eval)."},
     )
     max_new_tokens: int | None = field(default=None, metadata={"help": "Default: generation.max_completion_length."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per greedy generate call (per process)."})

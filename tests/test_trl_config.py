@@ -156,6 +156,10 @@ def test_reward_funcs_names_and_import_paths(tmp_path, monkeypatch):
         ({"wandb_project": "p"}, "wandb_project: an open-r1 key, not TRL's; set WANDB_PROJECT in the environment"),
         ({"cosine_max_len": 1000}, "cosine_max_len: a parameter of an open-r1 reward, not TRL's"),
         ({"reward_funcs": ["tag_count"]}, "reward_funcs: 'tag_count' is an open-r1 reward, not TRL's"),
+        # open-r1's names for rewards this package's registry names differently
+        ({"reward_funcs": ["accuracy"]}, "reward_funcs: 'accuracy' names two rewards: open-r1's math-verify check"),
+        ({"reward_funcs": ["format"]}, "reward_funcs: 'format' names two rewards: open-r1's <think>/<answer> tag"),
+        ({"reward_funcs": ["length"]}, "reward_funcs: 'length' names two rewards: open-r1's len_reward (Kimi 1.5)"),
         # shapes that are not TRL's: one line each, no traceback
         ({"reward_funcs": [{"name": "accuracy"}]}, "reward_funcs: {'name': 'accuracy'} is not a name"),
         ({"reward_funcs": {"accuracy_reward": 1.0}}, "reward_funcs: {'accuracy_reward': 1.0} is not a name"),
@@ -164,6 +168,17 @@ def test_reward_funcs_names_and_import_paths(tmp_path, monkeypatch):
 def test_what_has_no_equivalent_is_refused_with_the_alternative(extra, expected):
     _, problems = to_recipe(_flat(**extra))
     assert any(expected in p for p in problems), problems
+
+
+def test_this_packages_reward_spelled_as_a_path_and_refusals_are_not_restated():
+    recipe, problems = to_recipe(_flat(reward_funcs=["rlsurrogate.rewards.format", "boxed_number"]))
+    assert problems == [] and [r["name"] for r in recipe["rewards"]] == ["format", "boxed_number"]
+    with pytest.raises(ConfigError) as info:  # no weight-count line, no "rewards: must be a non-empty list"
+        validate(_flat(reward_funcs=["tag_count"], reward_weights=[1.0, 2.0]))
+    assert [p.split(":")[0] for p in info.value.problems] == ["reward_funcs"]
+    with pytest.raises(ConfigError) as info:  # no "data: set exactly one of ..."
+        validate(_flat(dataset_name=None, datasets=[{"path": "a"}, {"path": "b"}]))
+    assert [p.split(":")[0] for p in info.value.problems] == ["datasets"]
 
 
 def test_strings_and_nulls_are_read_as_trl_reads_them():
@@ -263,7 +278,7 @@ def test_trl_docs_example_config_trains_one_step_unchanged(tmp_path, tiny_dir, m
     )
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, "-m", "rlsurrogate", "train", str(config), "--set", "data.num_eval=4"],
+        [sys.executable, "-m", "rlsurrogate", "train", str(config)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -272,7 +287,7 @@ def test_trl_docs_example_config_trains_one_step_unchanged(tmp_path, tiny_dir, m
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 1 and summary["gold_metrics"] == ["accuracy_reward"]
-    assert "data: 36 training prompts and 4 held-out" in proc.stdout
+    assert "data: 36 training prompts and 4 held-out" in proc.stdout  # the default: 10 % of 40 rows
     assert "training: 1 optimizer step (training.max_steps)" in proc.stdout
     assert "objective dapo (loss_type dapo)" in proc.stdout
     history = json.loads((tmp_path / "out" / "log_history.json").read_text())

@@ -13,6 +13,12 @@ Held-out rows come from `eval_split` when it is set; otherwise `num_eval` rows a
 then keeps that many training rows (a seeded shuffle first; null keeps them all). Asking for more rows than exist is
 an error, never a silent cut.
 
+`num_eval: null` (the default) sizes the held-out rows to the data, so that a small dataset still trains (TRL holds
+nothing out unless told to): 10 % of the rows, at most 32, split off (`default_num_eval`); a dataset under 10 rows
+keeps every row for training and the run's data line says evaluation is off and how to turn it on. With
+`eval_split`, the default takes up to 32 of that split's rows; a built-in task generates 32 and a stream (whose
+length is unknown) holds out its first 32.
+
 Prompts: a `template` such as `"{question} Put the final answer in \\boxed{{}}."` builds a user message from the
 row's columns (conversational format); without one, the row's `prompt` column is used as the dataset has it: a
 list of messages (conversational; the model's chat template is applied) or a string (TRL's standard format: the
@@ -36,12 +42,17 @@ from rlsurrogate.tasks import build_task
 if TYPE_CHECKING:
     from datasets import Dataset, IterableDataset
 
-__all__ = ["LoadedData", "load_data", "load_rows"]
+__all__ = ["LoadedData", "default_num_eval", "load_data", "load_rows"]
 
 # File extension -> datasets' packaged builder.
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 # Training rows a built-in task generates when `num_train` is null (a generator has no "whole dataset").
 DEFAULT_TASK_ROWS = 1024
+# `num_eval: null`: held-out prompts when the count is free (a task, a stream, an eval split), and the cap and share
+# of the training rows split off otherwise. 32 prompts keep an evaluation to a minute on a CPU; 10 % is the usual
+# hold-out share and leaves 90 % (at least 9 rows) to train on.
+DEFAULT_NUM_EVAL = 32
+DEFAULT_EVAL_SHARE = 0.1
 
 
 @dataclass
@@ -77,7 +88,8 @@ def load_data(data: DataConfig) -> LoadedData:
     if data.task:
         n = data.num_train or DEFAULT_TASK_ROWS
         train = _finish(build_task(data.task, "train", n, seed=data.seed), data)
-        task_eval = build_task(data.task, "eval", data.num_eval, seed=data.seed) if data.num_eval else []
+        num_eval = DEFAULT_NUM_EVAL if data.num_eval is None else data.num_eval
+        task_eval = build_task(data.task, "eval", num_eval, seed=data.seed) if num_eval else []
         task_eval = _finish(task_eval, data)
         where = f"task {data.task} (seed {data.seed})"
         return LoadedData(Dataset.from_list(train), task_eval, _describe(where, len(train), len(task_eval), ""))
@@ -91,25 +103,30 @@ def load_data(data: DataConfig) -> LoadedData:
         dataset = _read_hf(data, data.split)
         held_out = _read_hf(data, data.eval_split) if data.eval_split else None
     total = len(dataset)
-    if held_out is None and data.num_eval:
-        if data.num_eval >= total:
+    if held_out is None:
+        num_eval = default_num_eval(total) if data.num_eval is None else data.num_eval
+        if num_eval >= total:
             raise ConfigError(
-                f"data.num_eval = {data.num_eval}: {where} has only {total} rows, none would be left to train on; "
-                "lower num_eval or set data.eval_split."
+                f"data.num_eval = {num_eval}: {where} has only {total} rows, none would be left to train on; "
+                "lower num_eval (null sizes it to the data) or set data.eval_split."
             )
-        parts = dataset.train_test_split(test_size=data.num_eval, seed=data.seed)
-        dataset, eval_rows = parts["train"], parts["test"].to_list()
-        note = f"{len(eval_rows)} held out of {total} rows"
-    elif held_out is not None:
-        if data.num_eval > len(held_out):
-            raise ConfigError(
-                f"data.num_eval = {data.num_eval}: split {data.eval_split!r} of {where} has {len(held_out)} rows; "
-                "lower num_eval."
-            )
-        eval_rows = held_out.select(range(data.num_eval)).to_list()
-        note = f"the first {len(eval_rows)} of {len(held_out)} rows of split {data.eval_split}"
+        if num_eval:
+            parts = dataset.train_test_split(test_size=num_eval, seed=data.seed)
+            dataset, eval_rows = parts["train"], parts["test"].to_list()
+            note = f"{num_eval} held out of {total} rows" + (_DEFAULT_SHARE_NOTE if data.num_eval is None else "")
+        elif data.num_eval is None:
+            eval_rows, note = [], _too_few_note(total)
+        else:
+            eval_rows, note = [], "no held-out rows (num_eval 0)"
     else:
-        eval_rows, note = [], "no held-out rows (num_eval 0)"
+        num_eval = min(DEFAULT_NUM_EVAL, len(held_out)) if data.num_eval is None else data.num_eval
+        if num_eval > len(held_out):
+            raise ConfigError(
+                f"data.num_eval = {num_eval}: split {data.eval_split!r} of {where} has {len(held_out)} rows; "
+                "lower num_eval (null takes up to 32 of them)."
+            )
+        eval_rows = held_out.select(range(num_eval)).to_list()
+        note = f"the first {len(eval_rows)} of {len(held_out)} rows of split {data.eval_split}"
     if data.num_train is not None:
         if data.num_train > len(dataset):
             raise ConfigError(
@@ -121,6 +138,16 @@ def load_data(data: DataConfig) -> LoadedData:
     train = _finish(dataset.to_list(), data)
     held_out_rows = _finish(eval_rows, data)
     return LoadedData(Dataset.from_list(train), held_out_rows, _describe(where, len(train), len(held_out_rows), note))
+
+
+def default_num_eval(total: int) -> int:
+    """Rows `num_eval: null` splits off a dataset of `total` rows: 10 %, at most 32; 0 under 10 rows.
+
+    Example:
+        >>> default_num_eval(32), default_num_eval(5000), default_num_eval(9)
+        (3, 32, 0)
+    """
+    return min(DEFAULT_NUM_EVAL, int(total * DEFAULT_EVAL_SHARE))
 
 
 def load_rows(data: DataConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -138,12 +165,13 @@ def load_rows(data: DataConfig) -> tuple[list[dict[str, Any]], list[dict[str, An
 
 def _load_stream(data: DataConfig) -> LoadedData:
     stream = _read_hf(data, data.split, streaming=True)
+    num_eval = DEFAULT_NUM_EVAL if data.num_eval is None else data.num_eval
     if data.eval_split:
-        eval_rows = list(_read_hf(data, data.eval_split, streaming=True).take(data.num_eval))
+        eval_rows = list(_read_hf(data, data.eval_split, streaming=True).take(num_eval))
         note = f"the first {len(eval_rows)} rows of split {data.eval_split}"
     else:
-        eval_rows = list(stream.take(data.num_eval))
-        stream = stream.skip(data.num_eval)
+        eval_rows = list(stream.take(num_eval))
+        stream = stream.skip(num_eval)
         note = f"the stream's first {len(eval_rows)} rows held out"
     if data.num_train is not None:
         stream = stream.take(data.num_train)
@@ -295,6 +323,18 @@ def _finish_row(row: dict[str, Any], i: int, data: DataConfig) -> dict[str, Any]
     if "answer" in row and not isinstance(row["answer"], str):
         row["answer"] = str(row["answer"])
     return row
+
+
+_DEFAULT_SHARE = f"{DEFAULT_EVAL_SHARE:.0%}, at most {DEFAULT_NUM_EVAL}"
+_DEFAULT_SHARE_NOTE = f": the default, {_DEFAULT_SHARE}; data.num_eval sets it"
+
+
+def _too_few_note(total: int) -> str:
+    """The data line's note when `num_eval: null` holds nothing out: evaluation is off, and how to turn it on."""
+    return (
+        f"no held-out evaluation: {total} rows are too few for the default held-out share ({_DEFAULT_SHARE}); set "
+        "data.num_eval or data.eval_split (TRL: test_split_size or dataset_test_split) to evaluate"
+    )
 
 
 def _describe(where: str, num_train: int | str, num_eval: int, note: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.recipe import DataConfig
-from rlsurrogate.tasks.loaders import load_data, load_rows
+from rlsurrogate.tasks.loaders import default_num_eval, load_data, load_rows
 
 ROWS = [{"prompt": f"What is {i} + 1?", "answer": i + 1} for i in range(20)]
 
@@ -95,6 +95,47 @@ def test_asking_for_more_rows_than_exist_is_an_error(tmp_path):
         load_rows(DataConfig(path=str(path), num_eval=2, num_train=50))
     train, _ = load_rows(DataConfig(path=str(path), num_eval=2, num_train=5, seed=3))
     assert len(train) == 5
+
+
+def test_default_held_out_share_leaves_training_rows_at_every_size():
+    """num_eval null: 10 % up to 32, nothing under 10 rows, never every row."""
+    for total in range(0, 2000):
+        held = default_num_eval(total)
+        assert 0 <= held <= 32 and held <= 0.1 * total and (held == 0) == (total < 10)
+        assert held == 32 or held == total // 10
+    assert default_num_eval(10**9) == 32
+
+
+def test_default_num_eval_adapts_and_an_explicit_one_is_kept(tmp_path):
+    rows = [{"prompt": f"q{i}", "answer": i} for i in range(32)]
+    path = _write(tmp_path / "d.parquet", rows, "parquet")
+    loaded = load_data(DataConfig(path=str(path)))
+    assert (len(loaded.train), len(loaded.eval_rows)) == (29, 3)
+    assert "3 held out of 32 rows: the default, 10%, at most 32; data.num_eval sets it" in loaded.description
+    assert {r["prompt"] for r in loaded.train}.isdisjoint(r["prompt"] for r in loaded.eval_rows)
+    assert len(load_data(DataConfig(path=str(path), num_eval=8)).eval_rows) == 8
+    with pytest.raises(ConfigError, match=r"^data.num_eval = 32: .* has only 32 rows, none would be left"):
+        load_data(DataConfig(path=str(path), num_eval=32))
+
+
+def test_too_few_rows_for_the_default_train_on_all_and_say_how_to_evaluate(tmp_path):
+    path = _write(tmp_path / "d.jsonl", ROWS[:8], "jsonl")
+    loaded = load_data(DataConfig(path=str(path)))
+    assert (len(loaded.train), loaded.eval_rows) == (8, [])
+    assert "\n" not in loaded.description and "no held-out evaluation: 8 rows are too few" in loaded.description
+    assert "set data.num_eval or data.eval_split" in loaded.description
+    assert "too few" not in load_data(DataConfig(path=str(path), num_eval=0)).description  # asked for: no hint
+
+
+def test_default_num_eval_takes_up_to_32_from_a_split_or_a_task(tmp_path):
+    (tmp_path / "ds").mkdir()
+    _write(tmp_path / "ds" / "train.jsonl", ROWS, "jsonl")
+    _write(tmp_path / "ds" / "test.jsonl", ROWS[:6], "jsonl")
+    loaded = load_data(DataConfig(hf_dataset=str(tmp_path / "ds"), eval_split="test"))
+    assert (len(loaded.train), len(loaded.eval_rows)) == (20, 6)  # the split is not training data: all of it
+    with pytest.raises(ConfigError, match="data.num_eval = 7: split 'test' .* has 6 rows"):
+        load_data(DataConfig(hf_dataset=str(tmp_path / "ds"), eval_split="test", num_eval=7))
+    assert len(load_data(DataConfig(task="arithmetic", num_train=4)).eval_rows) == 32
 
 
 def test_standard_and_conversational_prompts_stay_as_the_dataset_has_them(tmp_path):
