@@ -41,6 +41,7 @@ def params_sections() -> list[tuple[str, type, str]]:
     """(YAML path, dataclass, when it applies) for the `params` mappings whose fields are dataclass fields."""
     from rlsurrogate.objectives.disco import DisCOConfig
     from rlsurrogate.objectives.grpo import GRPOFamilyConfig
+    from rlsurrogate.objectives.sso import SSOConfig
     from rlsurrogate.rewards.format_length import FormatLengthConfig
     from rlsurrogate.sampling.dynamic import DynamicConfig
     from rlsurrogate.sampling.predictive import PredictiveConfig
@@ -48,6 +49,7 @@ def params_sections() -> list[tuple[str, type, str]]:
     return [
         ("objective.params", GRPOFamilyConfig, "The GRPO family (`objective.name`: grpo, dapo, dr_grpo, gspo, ...)."),
         ("objective.params", DisCOConfig, "`objective.name: disco` or `disco_b`."),
+        ("objective.params", SSOConfig, "`objective.name: sso` (the base objective's params go alongside)."),
         ("sampling.params", DynamicConfig, "`sampling.name: dynamic`."),
         ("sampling.params", PredictiveConfig, "`sampling.name: predictive`."),
         ("rewards[i].params", FormatLengthConfig, "`format_length` and `length` rewards."),
