@@ -535,7 +535,7 @@ def test_trainer_step(tmp_path):
 )
 def test_two_processes_equal_one(tmp_path, two, one):
     """(per_device_train_batch_size, gradient_accumulation_steps, steps_per_generation) for 2 and 1 processes."""
-    script = Path(__file__).with_name("disco_distributed.py")
+    script = Path(__file__).with_name("objective_distributed.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     runs = {}
     for procs, (per_device, accumulation, per_generation) in ((2, two), (1, one)):

@@ -456,7 +456,7 @@ def test_trains_with_the_dynamic_sampler(tmp_path, tiny, params):
 )
 def test_two_processes_equal_one(tmp_path, base, two, one):
     """(per_device_train_batch_size, gradient_accumulation_steps, steps_per_generation) for 2 and 1 processes."""
-    script = Path(__file__).with_name("sso_distributed.py")
+    script = Path(__file__).with_name("objective_distributed.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     runs = {}
     for procs, (per_device, accumulation, per_generation) in ((2, two), (1, one)):
@@ -464,7 +464,8 @@ def test_two_processes_equal_one(tmp_path, base, two, one):
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(procs)]
         if procs == 2:
             launch.insert(3, "--multi_gpu")  # with use_cpu=True this starts 2 gloo processes
-        cmd = launch + [str(script), "--out", str(out), "--base", base, "--per-device", str(per_device)]
+        cmd = launch + [str(script), "--out", str(out), "--objective", "sso", "--base", base]
+        cmd += ["--per-device", str(per_device)]
         cmd += ["--accumulation", str(accumulation), "--steps-per-generation", str(per_generation)]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-4000:]

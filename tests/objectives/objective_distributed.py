@@ -1,10 +1,11 @@
-"""SSO through RLTrainer on 1 or 2 CPU processes; writes per-step loss and grad norm to a JSON file.
+"""DisCO or SSO through RLTrainer on 1 or 2 CPU processes; writes per-step loss, grad norm and the objective's
+metric (DisCO: KL; SSO: the targets' shift) to a JSON file.
 
-Launched by `test_sso.py::test_two_processes_equal_one`:
-    accelerate launch --multi_gpu --num_processes 2 tests/objectives/sso_distributed.py --out two.json \
-        --base dapo --per-device 4 --accumulation 2 --steps-per-generation 2
-    accelerate launch --num_processes 1 tests/objectives/sso_distributed.py --out one.json \
-        --base dapo --per-device 4 --accumulation 4 --steps-per-generation 4
+Launched by `test_disco.py::test_two_processes_equal_one` and `test_sso.py::test_two_processes_equal_one`:
+    accelerate launch --multi_gpu --num_processes 2 tests/objectives/objective_distributed.py --out two.json \
+        --objective disco --per-device 4 --accumulation 2 --steps-per-generation 2
+    accelerate launch --num_processes 1 tests/objectives/objective_distributed.py --out one.json \
+        --objective sso --base dapo --per-device 4 --accumulation 4 --steps-per-generation 4
 (`--cpu --num_processes 2` would start a single process.) Generation is replaced by a deterministic function of
 (prompt, position in the group), so both layouts train on the same completions; TRL's shuffle and split still run
 and differ between the layouts, which is what the full-batch loss must be invariant to.
@@ -55,25 +56,31 @@ def main() -> None:
     parser.add_argument("--per-device", type=int, default=4)
     parser.add_argument("--accumulation", type=int, default=2)
     parser.add_argument("--steps-per-generation", type=int, default=2)
-    parser.add_argument("--base", default="dapo")
-    parser.add_argument("--max-steps", type=int, default=4)
+    parser.add_argument("--objective", choices=("disco", "sso"), default="disco")
+    parser.add_argument("--base", default="dapo", help="SSO's base objective")
+    parser.add_argument("--max-steps", type=int, default=None, help="default: DisCO 2, SSO 4")
     args = parser.parse_args()
 
     torch.use_deterministic_algorithms(True)
     model, tokenizer = tiny_model(seed=0)
     dataset = Dataset.from_list([{"prompt": f"What is {a} plus {2 * a + 1}?"} for a in range(32)])
-    # 2 inner steps: steps 1 and 3 start a generation (at theta_t), steps 2 and 4 are inner steps with z != z_t
-    params = {"base": args.base, "inner_steps": 2, "eta": 0.5}
-    if args.base == "disco":
-        params.update(label_reward="_first_token_parity", tau=0.5)
-    objective = build_objective("sso", params)
+    if args.objective == "disco":
+        objective = build_objective("disco", {"label_reward": "_first_token_parity", "tau": 0.5, "delta": 1e-7})
+        metric, max_steps = "kl", args.max_steps or 2
+    else:
+        # 2 inner steps: steps 1 and 3 start a generation (at theta_t), steps 2 and 4 are inner steps with z != z_t
+        params = {"base": args.base, "inner_steps": 2, "eta": 0.5}
+        if args.base == "disco":
+            params.update(label_reward="_first_token_parity", tau=0.5)
+        objective = build_objective("sso", params)
+        metric, max_steps = "target_shift", args.max_steps or 4
     with tempfile.TemporaryDirectory() as out_dir:
         config = GRPOConfig(
             output_dir=out_dir,
             bf16=False,
             use_cpu=True,  # with --multi_gpu and no GPU, this selects the gloo backend
             report_to="none",
-            max_steps=args.max_steps,
+            max_steps=max_steps,
             num_generations=G,
             max_completion_length=8,
             per_device_train_batch_size=args.per_device,
@@ -97,7 +104,7 @@ def main() -> None:
         trainer.train()
     if trainer.accelerator.is_main_process:
         steps = [
-            {"loss": h["loss"], "grad_norm": h["grad_norm"], "target_shift": h["objective/target_shift"]}
+            {"loss": h["loss"], "grad_norm": h["grad_norm"], metric: h[f"objective/{metric}"]}
             for h in trainer.state.log_history
             if "loss" in h
         ]
