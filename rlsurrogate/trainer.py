@@ -79,6 +79,11 @@ class RLTrainer(GRPOTrainer):
         timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
         guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
         super().__init__(*args, reward_funcs=guarded, **kwargs)
+        # TRL 1.16 appends one reward per environment class with `get_reward` (named after the class, weight 1);
+        # guard those too, so bad output names the environment and the sample.
+        for i in range(len(guarded), len(self.reward_funcs)):
+            name = f"{self.reward_func_names[i]}.get_reward"
+            self.reward_funcs[i] = guard_reward(self.reward_funcs[i], None, name)
         trl_compat.score_only_labelled_positions()
         if optimizer_cls_and_kwargs is not None:  # GRPOTrainer does not pass it on to transformers.Trainer
             self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
@@ -207,7 +212,9 @@ class RLTrainer(GRPOTrainer):
         if not self.sampler.filters:
             return
         if self.tools or self.environment_factories is not None:
-            raise UnsupportedError(f"sampling.name = {name} does not support tool calling or environments yet.")
+            from rlsurrogate.build import AGENT_SAMPLER_PROBLEM
+
+            raise UnsupportedError(AGENT_SAMPLER_PROBLEM.format(name=name))
         if self.loss_type not in LOSS_NORMALISERS:
             raise UnsupportedError(f"sampling.name = {name}: TRL loss_type {self.loss_type!r} is not supported.")
         local = self.args.per_device_train_batch_size * self.args.steps_per_generation
@@ -228,6 +235,12 @@ class RLTrainer(GRPOTrainer):
         completion = [{"role": "assistant", "content": text}] if isinstance(prompt, list) else text
         completion_ids = self.processing_class(text=text, add_special_tokens=False)["input_ids"]
         columns = {k: [v] for k, v in example.items() if k not in ("prompt", "completion", "completion_ids")}
+        if self.environment_factories is not None:  # a fresh environment, reset on the example, as TRL does
+            name = None if None in self.environment_factories else example.get("environment")
+            environment = self.environment_factories[name]()
+            reset_kwargs = {k: v for k, v in example.items() if k != "environment"} if name is not None else example
+            environment.reset(**reset_kwargs)
+            columns["environments"] = [environment]
         for func in self.reward_funcs:
             if not isinstance(func, GuardedReward):
                 continue
