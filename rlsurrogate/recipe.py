@@ -624,6 +624,20 @@ def _agentic(raw: dict[str, Any], problems: list[str]) -> tuple[list[ToolSpec] |
         env_raw = raw["environment"]
         environment = _build(EnvironmentSpec, {"name": env_raw} if isinstance(env_raw, str) else env_raw,
                              "environment", problems)
+        if environment is not None and environment.choices:
+            for key, value in environment.choices.items():
+                ok = isinstance(value, str) or (
+                    isinstance(value, dict)
+                    and isinstance(value.get("name"), str)
+                    and set(value) <= {"name", "params"}
+                    and isinstance(value.get("params") or {}, dict)
+                )
+                if not ok:
+                    problems.append(
+                        f'environment.choices.{key} = {value!r}: must be "module:Class" or {{name: "module:Class", '
+                        "params: {...}}."
+                    )
+                    environment = None
         environment = False if environment is None else environment
     return tools, environment
 
@@ -645,18 +659,6 @@ def _check_agentic(recipe: Recipe) -> list[str]:
                 problems.append("environment.params: with choices, give each choice its own params.")
             if not env.choices:
                 problems.append("environment.choices: empty; name at least one environment class.")
-            for key, value in env.choices.items():
-                ok = isinstance(value, str) or (
-                    isinstance(value, dict)
-                    and isinstance(value.get("name"), str)
-                    and set(value) <= {"name", "params"}
-                    and isinstance(value.get("params") or {}, dict)
-                )
-                if not ok:
-                    problems.append(
-                        f'environment.choices.{key} = {value!r}: must be "module:Class" or {{name: "module:Class", '
-                        "params: {...}}."
-                    )
     iterations = recipe.generation.max_tool_calling_iterations
     _in_range(problems, "generation.max_tool_calling_iterations", iterations, 1, 1e9, "null: no limit")
     if iterations is not None and not (recipe.tools or env is not None):
