@@ -78,10 +78,11 @@ class RLTrainer(GRPOTrainer):
         funcs = [f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]) if f is not None]
         timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
         guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
+        num_recipe_rewards = len(guarded)  # TRL appends to this very list
         super().__init__(*args, reward_funcs=guarded, **kwargs)
         # TRL 1.16 appends one reward per environment class with `get_reward` (named after the class, weight 1);
         # guard those too, so bad output names the environment and the sample.
-        for i in range(len(guarded), len(self.reward_funcs)):
+        for i in range(num_recipe_rewards, len(self.reward_funcs)):
             name = f"{self.reward_func_names[i]}.get_reward"
             self.reward_funcs[i] = guard_reward(self.reward_funcs[i], None, name)
         trl_compat.score_only_labelled_positions()
