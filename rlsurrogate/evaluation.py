@@ -170,11 +170,13 @@ def evaluate_model(
     batch_size: int = 16,
     progress: bool = False,
     bf16: bool = False,
+    multi_turn: Any = None,
 ) -> dict[str, Any]:
     """`evaluate` for a plain model outside a trainer (on its own device); `rewards` default to gold `accuracy`.
 
     `bf16` generates under bf16 autocast, as a run with `training.bf16` on evaluates during training, so that the
-    same weights give the same held-out figures in `rlsurrogate eval` as in the run's evaluations.
+    same weights give the same held-out figures in `rlsurrogate eval` as in the run's evaluations. `multi_turn` runs
+    the tool-calling loop (`rlsurrogate.environments.multi_turn.MultiTurn`) for recipes with tools or environments.
 
     Example:
         >>> result = evaluate_model(model, tokenizer, rows, max_new_tokens=48)  # doctest: +SKIP
@@ -186,8 +188,8 @@ def evaluate_model(
         rewards = EvalRewards(["accuracy"], [build_reward("accuracy")], gold=[True], weights=[0.0])
     eos = [tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))]
     context = (lambda: _bf16_autocast(model)) if bf16 else (lambda: nullcontext(model))
-    generate = hf_generator(context, tokenizer, max_new_tokens, model.device, eos)
-    return evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress)
+    generate = hf_generator(context, tokenizer, max_new_tokens, model.device, eos, keep_eos=multi_turn is not None)
+    return evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress, multi_turn=multi_turn)
 
 
 @contextmanager

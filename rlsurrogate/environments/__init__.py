@@ -28,6 +28,7 @@ __all__ = [
     "TimedTool",
     "ToolTimeout",
     "check_reset",
+    "environment_rewards",
     "resolve_environment",
     "resolve_tools",
 ]
@@ -99,3 +100,29 @@ def check_reset(environment_factory: Any, row: dict[str, Any]) -> None:
         raise ConfigError(f"environment {factory.__name__}: {err}.") from err
     except Exception as err:  # noqa: BLE001 - __init__ of user code; one line
         raise ConfigError(f"environment {factory.__name__}() raised {type(err).__name__}: {err}.") from err
+
+
+def environment_rewards(environment_factory: Any) -> list[tuple[str, Any]]:
+    """(name, reward) for each environment class with `get_reward`, as TRL 1.16 adds them to the reward list: named
+    after the class, scoring only the rollouts of exactly that class (None for the others)."""
+    factories = environment_factory if isinstance(environment_factory, dict) else {None: environment_factory}
+    rewards: list[tuple[str, Any]] = []
+    seen: list[type] = []
+    for factory in factories.values():
+        cls = getattr(factory, "bounded_cls", None) or type(factory())
+        if not callable(getattr(cls, "get_reward", None)) or cls in seen:
+            continue
+        seen.append(cls)
+        rewards.append((cls.__name__, _EnvironmentReward(cls)))
+    return rewards
+
+
+class _EnvironmentReward:
+    """`get_reward()` of each rollout's environment of class `cls` (TRL's reward for an environment)."""
+
+    def __init__(self, cls: type):
+        self.cls = cls
+        self.__name__ = cls.__name__
+
+    def __call__(self, environments: list[Any], **kwargs: Any) -> list[float | None]:
+        return [e.get_reward() if type(e) is self.cls else None for e in environments]

@@ -25,3 +25,18 @@ def test_tools_compute_and_the_reward_is_one_only_when_a_result_is_the_answer():
 
 def test_trl_can_describe_every_tool():
     assert check_environment_class(Calculator, {}, "environment") == []
+
+
+def test_environment_rewards_score_only_their_own_class_as_trl_does():
+    from rlsurrogate.environments import EnvironmentFactory, environment_rewards
+    from tests.environments import envs
+
+    factories = {"calc": EnvironmentFactory(Calculator), "count": EnvironmentFactory(envs.Counter)}
+    rewards = dict(environment_rewards(factories))
+    assert set(rewards) == {"Calculator", "Counter"}
+    calc, count = factories["calc"](), factories["count"]()
+    calc.reset(answer="5")
+    calc.add(a=2, b=3)
+    count.reset()
+    assert rewards["Calculator"](environments=[calc, count]) == [1.0, None]
+    assert rewards["Counter"](environments=[calc, count]) == [None, 0.0]
