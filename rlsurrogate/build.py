@@ -65,15 +65,6 @@ class Resolved:
     environment_factory: Any = None
 
 
-# Filtering samplers merge the batches of several generation rounds; TRL 1.16's tool loop adds per-token tool masks
-# and per-rollout environment instances (reused across rounds) that those merges do not carry.
-AGENT_SAMPLER_PROBLEM = (
-    "sampling.name = {name}: filtering samplers (dynamic, predictive) do not support tools or environments: their "
-    "refill rounds merge batches without TRL's tool masks and reuse the environments of earlier rounds; use "
-    "sampling.name: uniform."
-)
-
-
 def load(
     path: str | os.PathLike, overrides: list[str] | None = None, num_processes: int | None = None
 ) -> tuple[Recipe, Resolved]:
@@ -239,7 +230,9 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
     sampler = None if "sampling" in broken else _sampler(recipe, broken, num_processes, problems)
     tools, environment_factory = ([], None) if "agent" in broken else _agent(recipe, problems)
     if getattr(sampler, "filters", False) and (recipe.tools or recipe.environment is not None):
-        problems.append(AGENT_SAMPLER_PROBLEM.format(name=recipe.sampling.name))
+        from rlsurrogate.environments import FILTERING_SAMPLER_PROBLEM
+
+        problems.append(FILTERING_SAMPLER_PROBLEM.format(name=recipe.sampling.name))
     if problems or objective is None or len(rewards) != len(recipe.rewards):
         return None, problems
     return (

@@ -213,9 +213,9 @@ class RLTrainer(GRPOTrainer):
         if not self.sampler.filters:
             return
         if self.tools or self.environment_factories is not None:
-            from rlsurrogate.build import AGENT_SAMPLER_PROBLEM
+            from rlsurrogate.environments import FILTERING_SAMPLER_PROBLEM
 
-            raise UnsupportedError(AGENT_SAMPLER_PROBLEM.format(name=name))
+            raise UnsupportedError(FILTERING_SAMPLER_PROBLEM.format(name=name))
         if self.loss_type not in LOSS_NORMALISERS:
             raise UnsupportedError(f"sampling.name = {name}: TRL loss_type {self.loss_type!r} is not supported.")
         local = self.args.per_device_train_batch_size * self.args.steps_per_generation

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
         "rlsurrogate.hacking_guard",
         "rlsurrogate.trl_compat",
         "rlsurrogate.micro_batch",
+        "rlsurrogate.environments",
     ),
     (
         "rlsurrogate.rewards",

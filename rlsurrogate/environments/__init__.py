@@ -23,6 +23,7 @@ from rlsurrogate.environments.loading import (
 )
 
 __all__ = [
+    "FILTERING_SAMPLER_PROBLEM",
     "EnvironmentFactory",
     "EnvironmentFailure",
     "TimedTool",
@@ -32,6 +33,14 @@ __all__ = [
     "resolve_environment",
     "resolve_tools",
 ]
+
+# Filtering samplers merge the batches of several generation rounds; TRL 1.16's tool loop adds per-token tool masks
+# and per-rollout environment instances (reused across rounds) that those merges do not carry.
+FILTERING_SAMPLER_PROBLEM = (
+    "sampling.name = {name}: filtering samplers (dynamic, predictive) do not support tools or environments: their "
+    "refill rounds merge batches without TRL's tool masks and reuse the environments of earlier rounds; use "
+    "sampling.name: uniform."
+)
 
 
 def resolve_tools(specs: list[Any]) -> tuple[list[TimedTool], list[str]]:
