@@ -73,6 +73,10 @@ def ensure_tool_calling(tokenizer: Any, model_name: str) -> str | None:
     """
     from trl.chat_template_utils import qwen3_template, supports_tool_calling
 
+    if tokenizer.chat_template == CHATML_TOOLS_TEMPLATE:  # a model trained here, saved with this template
+        if getattr(tokenizer, "response_template", None) is None and getattr(tokenizer, "response_schema", None) is None:
+            tokenizer.response_template = copy.deepcopy(qwen3_template)
+        return None
     if supports_tool_calling(tokenizer):
         return None
     template = tokenizer.chat_template or ""

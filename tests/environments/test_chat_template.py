@@ -45,6 +45,17 @@ def test_replacement_renders_tools_parses_calls_and_keeps_plain_chats(tokenizer)
     assert ensure_tool_calling(tokenizer, "smollm2-135m-instruct") is None  # already supported: left alone
 
 
+def test_a_saved_model_with_the_replacement_gets_its_parser_back(tokenizer, tmp_path):
+    from transformers import AutoTokenizer
+
+    ensure_tool_calling(tokenizer, "m")
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded.chat_template == CHATML_TOOLS_TEMPLATE
+    assert ensure_tool_calling(reloaded, "m") is None
+    assert reloaded.response_template is not None
+
+
 def test_a_non_chatml_template_without_tools_is_refused(tokenizer):
     tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     with pytest.raises(ConfigError, match='model "m": its chat template cannot render tool calls'):
