@@ -51,6 +51,8 @@ class Resolved:
         objective: the objective object.
         optimizer: (class, kwargs without lr) for the Trainer's `optimizer_cls_and_kwargs`; None keeps AdamW.
         sampler: the prompt sampler (`rlsurrogate.sampling`); None: uniform.
+        tools: the recipe's tool functions, bounded in time (`rlsurrogate.environments`), for TRL's `tools`.
+        environment_factory: TRL's `environment_factory` (a factory, or {name: factory}); None without one.
     """
 
     rewards: list[Callable[..., list[float | None]]]
@@ -61,6 +63,8 @@ class Resolved:
     objective: Any
     optimizer: tuple[type, dict[str, Any]] | None
     sampler: Any = None
+    tools: list[Callable[..., Any]] | None = None
+    environment_factory: Any = None
 
 
 def load(
@@ -159,6 +163,7 @@ def grpo_config(recipe: Recipe, resolved: Resolved) -> Any:
         use_vllm=gen.use_vllm,
         vllm_mode=gen.vllm_mode,
         reward_weights=resolved.weights,
+        max_tool_calling_iterations=gen.max_tool_calling_iterations,
     )
     kwargs.update(resolved.objective.config_overrides())
     model = recipe.model
@@ -229,6 +234,11 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
     objective = None if "objective" in broken else _objective(recipe, names, "rewards" not in broken, problems)
     optimizer = None if "optimizer" in broken else _optimizer(recipe, problems)
     sampler = None if "sampling" in broken else _sampler(recipe, broken, num_processes, problems)
+    tools, environment_factory = ([], None) if "agent" in broken else _agent(recipe, problems)
+    if getattr(sampler, "filters", False) and (recipe.tools or recipe.environment is not None):
+        from rlsurrogate.environments import FILTERING_SAMPLER_PROBLEM
+
+        problems.append(FILTERING_SAMPLER_PROBLEM.format(name=recipe.sampling.name))
     if problems or objective is None or len(rewards) != len(recipe.rewards):
         return None, problems
     return (
@@ -241,6 +251,8 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
             objective=objective,
             optimizer=optimizer,
             sampler=sampler,
+            tools=tools,
+            environment_factory=environment_factory,
         ),
         problems,
     )
@@ -344,6 +356,18 @@ def _group_problems(recipe: Recipe, rewards: list[Callable[..., Any]], num_proce
         f"steps_per_generation {steps}), which splits groups; make that product a multiple of num_generations {G}, "
         f"e.g. per_device_train_batch_size {G // math.gcd(G, steps)}."
     ]
+
+
+def _agent(recipe: Recipe, problems: list[str]) -> tuple[list[Callable[..., Any]], Any]:
+    """The recipe's tools and environment factory (imported and checked once), with TRL's requirements of the run."""
+    from rlsurrogate.environments import resolve_environment, resolve_tools
+
+    if not recipe.tools and recipe.environment is None:
+        return [], None
+    tools, tool_problems = resolve_tools(recipe.tools)
+    factory, env_problems = (None, []) if recipe.environment is None else resolve_environment(recipe.environment)
+    problems += tool_problems + env_problems
+    return tools, factory
 
 
 def _objective(recipe: Recipe, reward_names: list[str], check: bool, problems: list[str]) -> Any:

@@ -37,6 +37,8 @@ class HeldOutEvaluation(TrainerCallback):
             stop_on_hack).
         max_new_tokens: generation budget per prompt.
         output_dir: the run's output directory.
+        multi_turn: the tool-calling loop (`rlsurrogate.environments.multi_turn.MultiTurn`) for runs with tools or
+            environments; None: single-turn.
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class HeldOutEvaluation(TrainerCallback):
         config: Any,
         max_new_tokens: int,
         output_dir: str | Path,
+        multi_turn: Any = None,
     ):
         self.trainer = trainer
+        self.multi_turn = multi_turn
         self.rows = rows
         self.rewards = rewards
         self.config = config
@@ -122,7 +126,7 @@ class HeldOutEvaluation(TrainerCallback):
     def _evaluate(self, step: int, title: str) -> dict[str, Any]:
         result = evaluate(
             self.rows,
-            trainer_generator(self.trainer, self.max_new_tokens),
+            trainer_generator(self.trainer, self.max_new_tokens, keep_eos=self.multi_turn is not None),
             self.trainer.processing_class,
             self.rewards,
             self.max_new_tokens,
@@ -130,6 +134,7 @@ class HeldOutEvaluation(TrainerCallback):
             progress=True,
             step=step,
             trainer_state=self.trainer.state,
+            multi_turn=self.multi_turn,
         )
         result.pop("completions")
         metrics = result["metrics"]

@@ -17,6 +17,13 @@ Metrics (keys of `result["metrics"]`; logged during training as `eval/<key>`):
 - `boxed_rate`: share of completions whose last `\\boxed{}` is non-empty.
 - `mean_length`: mean completion length in tokens (EOS excluded).
 - `clipped_share`: share of completions that used all `max_new_tokens`.
+- `tool_call_rate`, `tool_failure_rate` (runs with tools or an environment): share of completions with at least one
+  tool call; share of tool calls that raised or named no tool.
+
+With tools or an environment (`multi_turn`), each batch runs TRL's tool-calling loop greedily
+(`rlsurrogate.environments.multi_turn`): one fresh environment per row, its `reset(**row)` appended to the prompt,
+tool results between the model's turns. The rewards get the completion as TRL's chat messages and `environments`
+(the rows' environment instances), and the length counts the model's tokens only.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from rlsurrogate.rewards.boxed import completion_text, last_boxed
 
 __all__ = [
     "EvalRewards",
+    "any_process",
     "evaluate",
     "evaluate_model",
     "hf_generator",
@@ -96,6 +104,7 @@ def evaluate(
     progress: bool = False,
     step: int | None = None,
     trainer_state: Any = None,
+    multi_turn: Any = None,
 ) -> dict[str, Any]:
     """Greedy completions for `rows` on every process, scored by every reward; the same result on every process.
 
@@ -109,6 +118,8 @@ def evaluate(
         progress: show a progress bar (main process).
         step: the training step the weights belong to, recorded in the result.
         trainer_state: passed to the rewards as TRL does.
+        multi_turn: a `rlsurrogate.environments.multi_turn.MultiTurn` for runs with tools or environments; then
+            `generate` must keep the EOS token (`keep_eos=True`).
 
     Returns:
         {"step", "num_prompts", "metrics", "gold", "trained", "samples", "completions", "prompts_per_rank",
@@ -116,13 +127,19 @@ def evaluate(
     """
     state = process_state()
     started = time.perf_counter()
-    ids = [prompt_token_ids(tokenizer, row["prompt"]) for row in rows]
+    ids = [prompt_token_ids(tokenizer, row["prompt"], multi_turn) for row in rows]
     shares = shard_batches([len(x) for x in ids], batch_size, state.num_processes)
     mine = shares[state.process_index]
     # Sharded weights need every process in every forward pass: a process short of batches repeats one as filler.
     filler = (mine or [b for share in shares for b in share] or [[]])[:1] * (max(map(len, shares)) - len(mine))
     records = []
     for k, batch in enumerate(_progress(mine + filler, progress and state.is_main_process, step)):
+        if multi_turn is not None:
+            batch_rows = [rows[i] for i in batch]
+            rollouts = multi_turn.rollout(batch_rows, generate)
+            if k < len(mine):
+                records += _score_rollouts(batch_rows, batch, rollouts, tokenizer, rewards, trainer_state)
+            continue
         completion_ids = generate([ids[i] for i in batch]) if batch else []
         if k < len(mine):
             batch_rows = [rows[i] for i in batch]
@@ -153,11 +170,13 @@ def evaluate_model(
     batch_size: int = 16,
     progress: bool = False,
     bf16: bool = False,
+    multi_turn: Any = None,
 ) -> dict[str, Any]:
     """`evaluate` for a plain model outside a trainer (on its own device); `rewards` default to gold `accuracy`.
 
     `bf16` generates under bf16 autocast, as a run with `training.bf16` on evaluates during training, so that the
-    same weights give the same held-out figures in `rlsurrogate eval` as in the run's evaluations.
+    same weights give the same held-out figures in `rlsurrogate eval` as in the run's evaluations. `multi_turn` runs
+    the tool-calling loop (`rlsurrogate.environments.multi_turn.MultiTurn`) for recipes with tools or environments.
 
     Example:
         >>> result = evaluate_model(model, tokenizer, rows, max_new_tokens=48)  # doctest: +SKIP
@@ -169,8 +188,8 @@ def evaluate_model(
         rewards = EvalRewards(["accuracy"], [build_reward("accuracy")], gold=[True], weights=[0.0])
     eos = [tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))]
     context = (lambda: _bf16_autocast(model)) if bf16 else (lambda: nullcontext(model))
-    generate = hf_generator(context, tokenizer, max_new_tokens, model.device, eos)
-    return evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress)
+    generate = hf_generator(context, tokenizer, max_new_tokens, model.device, eos, keep_eos=multi_turn is not None)
+    return evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress, multi_turn=multi_turn)
 
 
 @contextmanager
@@ -190,8 +209,22 @@ def process_state() -> Any:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def prompt_token_ids(tokenizer: Any, prompt: Any) -> list[int]:
-    """Token ids of a prompt as the policy sees it: the chat template with the generation prompt for messages."""
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is True on any process (collective when several processes run)."""
+    state = process_state()
+    if state.num_processes == 1:
+        return flag
+    from accelerate.utils import gather_object
+
+    return any(gather_object([bool(flag)]))
+
+
+def prompt_token_ids(tokenizer: Any, prompt: Any, multi_turn: Any = None) -> list[int]:
+    """Token ids of a prompt as the policy sees it: the chat template with the generation prompt for messages (and
+    the run's standalone tools, which set the prompt's length for batching)."""
+    if multi_turn is not None and isinstance(prompt, list):
+        tools = multi_turn.tools or None
+        return list(tokenizer.apply_chat_template(prompt, tools=tools, add_generation_prompt=True, return_dict=False))
     if isinstance(prompt, list):
         prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -203,6 +236,7 @@ def hf_generator(
     max_new_tokens: int,
     device: Any,
     eos_token_ids: Sequence[int] | None = None,
+    keep_eos: bool = False,
 ) -> GenerateFn:
     """Greedy `generate` with left padding; `model_context()` yields the model to generate with.
 
@@ -212,6 +246,7 @@ def hf_generator(
         max_new_tokens: generation budget.
         device: where the inputs go.
         eos_token_ids: tokens that end a completion (default: the tokenizer's EOS).
+        keep_eos: keep the EOS token that ended a completion (a multi-turn loop appends the next turn after it).
     """
     import torch
     from transformers import GenerationConfig
@@ -233,12 +268,12 @@ def hf_generator(
                 out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
             finally:
                 model.train(was_training)
-        return [_cut_at_eos(row.tolist(), eos) for row in out[:, width:].cpu()]
+        return [_cut_at_eos(row.tolist(), eos, keep_eos) for row in out[:, width:].cpu()]
 
     return generate
 
 
-def trainer_generator(trainer: Any, max_new_tokens: int) -> GenerateFn:
+def trainer_generator(trainer: Any, max_new_tokens: int, keep_eos: bool = False) -> GenerateFn:
     """Greedy generation the way the trainer generates: its vLLM engine, else its (possibly sharded) model."""
     from rlsurrogate import trl_compat
 
@@ -247,7 +282,7 @@ def trainer_generator(trainer: Any, max_new_tokens: int) -> GenerateFn:
 
         def generate(prompt_ids: list[list[int]]) -> list[list[int]]:
             completions = trl_compat.vllm_greedy_generate(trainer, prompt_ids, max_new_tokens)
-            return [_cut_at_eos(ids, eos) for ids in completions]
+            return [_cut_at_eos(ids, eos, keep_eos) for ids in completions]
 
         return generate
     return hf_generator(
@@ -256,6 +291,7 @@ def trainer_generator(trainer: Any, max_new_tokens: int) -> GenerateFn:
         max_new_tokens,
         trainer.accelerator.device,
         trainer.eos_token_ids,
+        keep_eos,
     )
 
 
@@ -278,10 +314,10 @@ def _as_list(value: Any) -> list[int]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _cut_at_eos(ids: list[int], eos: Sequence[int]) -> list[int]:
+def _cut_at_eos(ids: list[int], eos: Sequence[int], keep_eos: bool = False) -> list[int]:
     for position, token in enumerate(ids):
         if token in eos:
-            return ids[:position]
+            return ids[: position + keep_eos]
     return ids
 
 
@@ -326,6 +362,55 @@ def _score(
     ]
 
 
+def _score_rollouts(
+    rows: list[dict[str, Any]],
+    indices: list[int],
+    rollouts: list[Any],
+    tokenizer: Any,
+    rewards: EvalRewards,
+    trainer_state: Any,
+) -> list[dict[str, Any]]:
+    """`_score` for multi-turn rollouts: TRL's message completions, the environments, model tokens as length."""
+    from rlsurrogate.environments.multi_turn import render_completion
+
+    if not rows:
+        return []
+    prompts = [row["prompt"] for row in rows]
+    completions = [r.messages for r in rollouts]
+    columns = {key: [row.get(key) for row in rows] for key in rows[0] if key not in ("prompt", "completion")}
+    if any(r.environment is not None for r in rollouts):
+        columns["environments"] = [r.environment for r in rollouts]
+    completion_ids = [r.completion_ids for r in rollouts]
+    scores = {
+        name: list(
+            func(
+                prompts=prompts,
+                completions=completions,
+                completion_ids=completion_ids,
+                trainer_state=trainer_state,
+                log_extra=lambda *a, **k: None,
+                log_metric=lambda *a, **k: None,
+                **columns,
+            )
+        )
+        for name, func in zip(rewards.names, rewards.funcs)
+    }
+    eos = tokenizer.eos_token_id
+    return [
+        {
+            "index": index,
+            "prompt": completion_text(row["prompt"]),
+            "completion": render_completion(r.messages),
+            "length": sum(r.tool_mask) - (bool(r.completion_ids) and r.completion_ids[-1] == eos),
+            "answer": row.get("answer"),
+            "tool_calls": r.tool_calls,
+            "tool_failures": r.tool_failures,
+            "scores": {name: _plain(scores[name][k]) for name in rewards.names},
+        }
+        for k, (index, row, r) in enumerate(zip(indices, rows, rollouts))
+    ]
+
+
 def _plain(value: Any) -> float | None:
     if value is None:
         return None
@@ -352,12 +437,18 @@ def _metrics(records: list[dict[str, Any]], names: list[str], max_new_tokens: in
         metrics[name] = sum(values) / len(values) if values else None
     if not n:
         return metrics | {"boxed_rate": None, "mean_length": None, "clipped_share": None}
-    return metrics | {
+    metrics |= {
         "boxed_rate": sum(bool((last_boxed(r["completion"]) or "").strip()) for r in records) / n,
         "mean_length": sum(r["length"] for r in records) / n,
         "clipped_share": sum(r["length"] >= max_new_tokens for r in records) / n,
     }
+    if "tool_calls" in records[0]:
+        calls = sum(r["tool_calls"] for r in records)
+        metrics["tool_call_rate"] = sum(r["tool_calls"] > 0 for r in records) / n
+        metrics["tool_failure_rate"] = sum(r["tool_failures"] for r in records) / calls if calls else 0.0
+    return metrics
 
 
 def _sample(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: record[key] for key in ("prompt", "completion", "answer", "scores")}
+    keys = ("prompt", "completion", "answer", "scores", "tool_calls")
+    return {key: record[key] for key in keys if key in record}

@@ -1,7 +1,8 @@
 """Recipes: the schema. Typed dataclasses loaded from YAML, with type and range checks, all problems at once.
 
 A recipe has the sections `model`, `data`, `rewards`, `objective`, `generation`, `training`, `eval`,
-`diagnostics`, `optimizer`, `sampling` and `output_dir`. `training` takes any `trl.GRPOConfig` field (checked against
+`diagnostics`, `optimizer`, `sampling`, `tools`, `environment` and
+`output_dir`. `training` takes any `trl.GRPOConfig` field (checked against
 GRPOConfig's own field types); the other sections are ours. Parsing collects every problem of shape (unknown key
 with a did-you-mean, wrong type, value out of range, a global batch not divisible by `num_generations`, a missing
 data file) and raises one `ConfigError` that lists them, one line each. This module resolves no names and imports
@@ -43,6 +44,8 @@ __all__ = [
     "DiagnosticsConfig",
     "OptimizerSpec",
     "SamplingSpec",
+    "ToolSpec",
+    "EnvironmentSpec",
     "load_recipe",
     "parse_recipe",
     "read_recipe",
@@ -144,6 +147,7 @@ _OWNED_ELSEWHERE = {
     "top_k": "generation",
     "use_vllm": "generation",
     "vllm_mode": "generation",
+    "max_tool_calling_iterations": "generation",
     "loss_type": "objective.params",
     "reward_weights": "rewards[i].weight",
     "eval_steps": "eval.every_steps (held-out generation scored by the recipe's rewards)",
@@ -336,6 +340,10 @@ class GenerationConfig:
             "training.vllm_gpu_memory_utilization decides."
         },
     )
+    max_tool_calling_iterations: int | None = field(
+        default=None,
+        metadata={"help": "Tool-calling turns per rollout with tools or an environment (TRL's; null: no limit)."},
+    )
 
 
 @dataclass
@@ -384,6 +392,47 @@ class SamplingSpec:
     )
 
 
+# Seconds a tool, reset or get_reward call may take by default: a calculator takes microseconds, a sandbox seconds.
+DEFAULT_TOOL_TIMEOUT_S = 30.0
+
+
+@dataclass
+class ToolSpec:
+    name: str = field(metadata={"help": 'A tool function: "pkg.module:fn" or "path/file.py:fn" (hints + docstring).'})
+    timeout_s: float | None = field(
+        default=DEFAULT_TOOL_TIMEOUT_S,
+        metadata={"help": "Seconds one call may take; past it the model gets an error naming the tool (null: none)."},
+    )
+
+
+@dataclass
+class EnvironmentSpec:
+    name: str | None = field(
+        default=None, metadata={"help": 'An environment class: "pkg.module:Class" or "path/file.py:Class".'}
+    )
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": "Keyword arguments of its __init__."})
+    choices: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "Several environments by name ({name: \"module:Class\" or {name, params}}); each row picks one "
+            "by its `environment` column (TRL's convention). Instead of name/params."
+        },
+    )
+    timeout_s: float | None = field(
+        default=DEFAULT_TOOL_TIMEOUT_S,
+        metadata={"help": "Seconds one tool, reset or get_reward call may take (null: no limit)."},
+    )
+
+    def classes(self) -> dict[str | None, tuple[str, dict[str, Any]]]:
+        """{environment name (None for a single one): (class reference, params)}, as TRL's environment_factory."""
+        if self.choices is None:
+            return {None: (self.name or "", dict(self.params))}
+        return {
+            key: (value, {}) if isinstance(value, str) else (value.get("name", ""), dict(value.get("params") or {}))
+            for key, value in self.choices.items()
+        }
+
+
 @dataclass
 class Recipe:
     model: ModelConfig = field(metadata={"help": "The policy model: a hub id, a local path or the embedded model."})
@@ -409,6 +458,14 @@ class Recipe:
     )
     sampling: SamplingSpec = field(
         default_factory=SamplingSpec, metadata={"help": "Which prompts each generation uses (uniform by default)."}
+    )
+    tools: list[ToolSpec] = field(
+        default_factory=list,
+        metadata={"help": "Functions the model may call (`module:function` / `file.py:function`); docs/tools.md."},
+    )
+    environment: EnvironmentSpec | None = field(
+        default=None,
+        metadata={"help": "A multi-turn environment class (TRL's environment_factory), or a choice per row."},
     )
     output_dir: str = field(
         default="outputs/run", metadata={"help": "Checkpoints, best/, final/, evaluations, plots and summary.json."}
@@ -562,6 +619,7 @@ def parse_recipe(
                 reward_problems = True
             else:
                 rewards.append(spec)
+    tools, environment = _agentic(raw, problems)
     training = raw.get("training") or {}
     if not isinstance(training, dict):
         problems.append(f"training: must be a mapping of GRPOConfig fields, got {type(training).__name__}.")
@@ -580,16 +638,84 @@ def parse_recipe(
         diagnostics=built["diagnostics"] or DiagnosticsConfig(),
         optimizer=built["optimizer"] or OptimizerSpec(),
         sampling=built["sampling"] or SamplingSpec(),
+        tools=tools or [],
+        environment=environment,
         output_dir=raw.get("output_dir", "outputs/run"),
         source=source,
     )
     if not rewards or reward_problems:
         broken.add("rewards")
+    if tools is None or environment is False:
+        broken.add("agent")
+        recipe.environment = None
     problems += _check_semantics(recipe, num_processes or _world_size(), broken)
     return recipe, problems, broken
 
 
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def _agentic(raw: dict[str, Any], problems: list[str]) -> tuple[list[ToolSpec] | None, Any]:
+    """(tools, environment) of a recipe: None tools / False environment when their shape is wrong."""
+    tools_raw = raw.get("tools") or []
+    tools: list[ToolSpec] | None = []
+    if not isinstance(tools_raw, list):
+        problems.append(f'tools: must be a list of "module:function" (or {{name, timeout_s}}), got {tools_raw!r}.')
+        tools = None
+    else:
+        for i, item in enumerate(tools_raw):
+            spec = _build(ToolSpec, {"name": item} if isinstance(item, str) else item, f"tools[{i}]", problems)
+            if spec is None:
+                tools = None
+            elif tools is not None:
+                tools.append(spec)
+    environment: Any = None
+    if raw.get("environment") is not None:
+        env_raw = raw["environment"]
+        environment = _build(EnvironmentSpec, {"name": env_raw} if isinstance(env_raw, str) else env_raw,
+                             "environment", problems)
+        if environment is not None and environment.choices:
+            for key, value in environment.choices.items():
+                ok = isinstance(value, str) or (
+                    isinstance(value, dict)
+                    and isinstance(value.get("name"), str)
+                    and set(value) <= {"name", "params"}
+                    and isinstance(value.get("params") or {}, dict)
+                )
+                if not ok:
+                    problems.append(
+                        f'environment.choices.{key} = {value!r}: must be "module:Class" or {{name: "module:Class", '
+                        "params: {...}}."
+                    )
+                    environment = None
+        environment = False if environment is None else environment
+    return tools, environment
+
+
+def _check_agentic(recipe: Recipe) -> list[str]:
+    problems: list[str] = []
+    for i, tool in enumerate(recipe.tools):
+        _in_range(problems, f"tools[{i}].timeout_s", tool.timeout_s, 1e-3, 86_400, "null: no limit")
+    env = recipe.environment
+    if env is not None:
+        _in_range(problems, "environment.timeout_s", env.timeout_s, 1e-3, 86_400, "null: no limit")
+        if (env.name is None) == (env.choices is None):
+            problems.append(
+                "environment: set exactly one of name (one environment class) and choices (several, picked per row "
+                "by the dataset's `environment` column)."
+            )
+        elif env.choices is not None:
+            if env.params:
+                problems.append("environment.params: with choices, give each choice its own params.")
+            if not env.choices:
+                problems.append("environment.choices: empty; name at least one environment class.")
+    iterations = recipe.generation.max_tool_calling_iterations
+    _in_range(problems, "generation.max_tool_calling_iterations", iterations, 1, 1e9, "null: no limit")
+    if iterations is not None and not (recipe.tools or env is not None):
+        problems.append(
+            "generation.max_tool_calling_iterations: applies to tools or an environment; add them, or remove it."
+        )
+    return problems
 
 
 def _header(source: str | None) -> str:
@@ -748,6 +874,8 @@ def _check_semantics(recipe: Recipe, num_processes: int, broken: set[str]) -> li
         _in_range(problems, f"rewards[{i}].timeout_s", spec.timeout_s, 1e-3, 86_400, "null: no limit")
     if "eval" not in broken:
         problems += _check_eval(recipe.eval)
+    if not {"agent", "generation"} & broken:
+        problems += _check_agentic(recipe)
     if "diagnostics" not in broken:
         _in_range(problems, "diagnostics.flat_threshold", recipe.diagnostics.flat_threshold, 1e-9, 1)
         _in_range(problems, "diagnostics.flat_steps", recipe.diagnostics.flat_steps, 1, 1e9)

@@ -48,9 +48,16 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
     data = load_data(recipe.data)
     eval_rows = data.eval_rows[: recipe.eval.num_prompts or len(data.eval_rows)]
     config = grpo_config(recipe, resolved)
+    agent = _agent_kwargs(resolved, next(iter(data.train)))
 
     with state.main_process_first():  # the first load of an embedded model converts it; do that once
         model, tokenizer = load_model(recipe.model.name, recipe.model.dtype, **model_kwargs(recipe))
+    if agent:
+        from rlsurrogate.environments.chat_template import ensure_tool_calling
+
+        note = ensure_tool_calling(tokenizer, recipe.model.name)
+        if note and state.is_main_process:
+            print(note)
 
     checkpoint, broken = newest_intact_checkpoint(out)
     if state.is_main_process:
@@ -75,6 +82,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         score_listeners=_score_listeners(recipe),
         reward_timeouts=resolved.timeouts,
         sampler=resolved.sampler,
+        **agent,
         optimizer_cls_and_kwargs=None
         if optimizer is None
         else (optimizer[0], {"lr": config.learning_rate, **optimizer[1]}),
@@ -87,6 +95,7 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
         recipe.eval,
         recipe.eval.max_new_tokens or recipe.generation.max_completion_length,
         out,
+        multi_turn=_multi_turn(recipe, resolved, trainer) if agent else None,
     )
     trainer.callback_handler.callbacks.insert(0, _step_count())  # printed before the progress bar and evaluation
     trainer.add_callback(evaluation)
@@ -128,6 +137,37 @@ def _peft_config(recipe: Recipe) -> Any:
         use_rslora=lora.use_rslora,
         modules_to_save=lora.modules_to_save,
         task_type="CAUSAL_LM",
+    )
+
+
+def _agent_kwargs(resolved: Resolved, first_row: dict[str, Any]) -> dict[str, Any]:
+    """RLTrainer's `tools` / `environment_factory` from the recipe; each environment's reset is tried on the first
+    training row, so an environment that cannot start fails before the model loads."""
+    kwargs: dict[str, Any] = {}
+    if resolved.tools:
+        kwargs["tools"] = list(resolved.tools)
+    if resolved.environment_factory is not None:
+        from rlsurrogate.environments import check_reset
+
+        check_reset(resolved.environment_factory, first_row)
+        kwargs["environment_factory"] = resolved.environment_factory
+    return kwargs
+
+
+def _multi_turn(recipe: Recipe, resolved: Resolved, trainer: Any) -> Any:
+    """The tool-calling loop held-out evaluation runs, with the trainer's tools, environments and budget."""
+    from rlsurrogate.environments.multi_turn import MultiTurn
+    from rlsurrogate.evaluation import any_process
+
+    tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+    return MultiTurn(
+        tokenizer,
+        resolved.tools or [],
+        resolved.environment_factory,
+        recipe.generation.max_tool_calling_iterations,
+        recipe.eval.max_new_tokens or recipe.generation.max_completion_length,
+        tokenizer.eos_token_id,
+        any_process,
     )
 
 
@@ -186,11 +226,12 @@ def _eval_rewards(resolved: Resolved, trainer: Any) -> Any:
     """The trainer's (guarded) reward callables with the recipe's gold flags and weights, for evaluation."""
     from rlsurrogate.evaluation import EvalRewards
 
+    extra = len(trainer.reward_funcs) - len(resolved.gold)  # TRL's environment rewards: weight 1, not gold
     return EvalRewards(
         names=list(trainer.reward_func_names),
         funcs=list(trainer.reward_funcs),
-        gold=list(resolved.gold),
-        weights=list(resolved.weights),
+        gold=list(resolved.gold) + [False] * extra,
+        weights=list(resolved.weights) + [1.0] * extra,
     )
 
 

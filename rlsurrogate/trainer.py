@@ -81,12 +81,18 @@ class RLTrainer(GRPOTrainer):
         funcs = [f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]) if f is not None]
         timeouts = list(reward_timeouts) + [None] * (len(funcs) - len(reward_timeouts))
         guarded = [guard_reward(f, timeout) for f, timeout in zip(funcs, timeouts)]
+        num_recipe_rewards = len(guarded)  # TRL appends to this very list
         with trl_compat.vllm_engine_overrides(_vllm_client_class(kwargs.get("args")), vllm_engine_kwargs):
             super().__init__(*args, reward_funcs=guarded, **kwargs)
         if trl_compat.uses_vllm(self):
             from rlsurrogate.vllm_weights import install_colocate_sync
 
             install_colocate_sync(self.vllm_generation)
+        # TRL 1.16 appends one reward per environment class with `get_reward` (named after the class, weight 1);
+        # guard those too, so bad output names the environment and the sample.
+        for i in range(num_recipe_rewards, len(self.reward_funcs)):
+            name = f"{self.reward_func_names[i]}.get_reward"
+            self.reward_funcs[i] = guard_reward(self.reward_funcs[i], None, name)
         trl_compat.score_only_labelled_positions()
         if optimizer_cls_and_kwargs is not None:  # GRPOTrainer does not pass it on to transformers.Trainer
             self.optimizer_cls_and_kwargs = optimizer_cls_and_kwargs
@@ -215,7 +221,9 @@ class RLTrainer(GRPOTrainer):
         if not self.sampler.filters:
             return
         if self.tools or self.environment_factories is not None:
-            raise UnsupportedError(f"sampling.name = {name} does not support tool calling or environments yet.")
+            from rlsurrogate.environments import FILTERING_SAMPLER_PROBLEM
+
+            raise UnsupportedError(FILTERING_SAMPLER_PROBLEM.format(name=name))
         if self.loss_type not in LOSS_NORMALISERS:
             raise UnsupportedError(f"sampling.name = {name}: TRL loss_type {self.loss_type!r} is not supported.")
         local = self.args.per_device_train_batch_size * self.args.steps_per_generation
@@ -236,6 +244,12 @@ class RLTrainer(GRPOTrainer):
         completion = [{"role": "assistant", "content": text}] if isinstance(prompt, list) else text
         completion_ids = self.processing_class(text=text, add_special_tokens=False)["input_ids"]
         columns = {k: [v] for k, v in example.items() if k not in ("prompt", "completion", "completion_ids")}
+        if self.environment_factories is not None:  # a fresh environment, reset on the example, as TRL does
+            name = None if None in self.environment_factories else example.get("environment")
+            environment = self.environment_factories[name]()
+            reset_kwargs = {k: v for k, v in example.items() if k != "environment"} if name is not None else example
+            environment.reset(**reset_kwargs)
+            columns["environments"] = [environment]
         for func in self.reward_funcs:
             if not isinstance(func, GuardedReward):
                 continue

@@ -107,6 +107,7 @@ _GENERATION_KEYS = (
     "top_k",
     "use_vllm",
     "vllm_mode",
+    "max_tool_calling_iterations",
 )
 _EVAL_KEYS = {"eval_on_start": "before", "per_device_eval_batch_size": "batch_size"}
 # TRL's defaults where a recipe's differ (recipe.TRAINING_DEFAULTS, GenerationConfig), applied to a TRL config.
@@ -212,7 +213,8 @@ def to_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         raw["scale_rewards"] = "group" if raw["scale_rewards"] else "none"
     grpo_fields = _grpo_fields()
     sections: dict[str, dict[str, Any]] = {}
-    for name in ("objective", "generation", "training", "eval", "diagnostics", "optimizer", "sampling"):
+    sections_of_ours = ("objective", "generation", "training", "eval", "diagnostics", "optimizer", "sampling")
+    for name in (*sections_of_ours, "tools", "environment"):  # TRL's script has no tools or environments
         value = raw.pop(name, None)
         if value is not None:
             sections[name] = dict(value) if isinstance(value, dict) else value

@@ -34,6 +34,8 @@ def recipe_sections() -> list[tuple[str, type, str]]:
         ("optimizer", recipe.OptimizerSpec, "The torch optimizer."),
         ("diagnostics", recipe.DiagnosticsConfig, "Reward-variance diagnostics during training."),
         ("sampling", recipe.SamplingSpec, "Which prompts each generation uses."),
+        ("tools[i]", recipe.ToolSpec, "A function the model may call (a plain string is its `name`)."),
+        ("environment", recipe.EnvironmentSpec, "A multi-turn environment class, or one per row (`choices`)."),
     ]
 
 

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
         "rlsurrogate.trl_compat",
         "rlsurrogate.vllm_weights",
         "rlsurrogate.micro_batch",
+        "rlsurrogate.environments",
     ),
     (
         "rlsurrogate.rewards",

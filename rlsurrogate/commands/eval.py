@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_arguments", "run"]
 
@@ -49,8 +51,17 @@ def run(args: argparse.Namespace) -> int:
         weights=list(resolved.weights),
     )
     max_new_tokens = recipe.eval.max_new_tokens or recipe.generation.max_completion_length
+    multi_turn = _multi_turn(recipe, resolved, tokenizer, rewards, max_new_tokens, state.is_main_process)
     result = evaluate_model(
-        model, tokenizer, rows, rewards, max_new_tokens, recipe.eval.batch_size, progress=not args.json, bf16=bf16
+        model,
+        tokenizer,
+        rows,
+        rewards,
+        max_new_tokens,
+        recipe.eval.batch_size,
+        progress=not args.json,
+        bf16=bf16,
+        multi_turn=multi_turn,
     )
     if not state.is_main_process:
         return 0
@@ -64,3 +75,36 @@ def run(args: argparse.Namespace) -> int:
     keys = ("metrics", "num_prompts", "gold", "prompts_per_rank", "rank_wall_s", "wall_s")
     print(json.dumps({key: result[key] for key in keys} | {"model": name, "bf16": bf16}))
     return 0
+
+
+def _multi_turn(
+    recipe: Any, resolved: Any, tokenizer: Any, rewards: Any, max_new_tokens: int, is_main: bool
+) -> Any:
+    """The tool-calling loop for a recipe with tools or an environment (None without); adds the environments'
+    rewards to `rewards`, as training does."""
+    if not resolved.tools and resolved.environment_factory is None:
+        return None
+    from rlsurrogate.environments import environment_rewards
+    from rlsurrogate.environments.chat_template import ensure_tool_calling
+    from rlsurrogate.environments.multi_turn import MultiTurn
+    from rlsurrogate.evaluation import any_process
+    from rlsurrogate.rewards.guard import guard_reward
+
+    note = ensure_tool_calling(tokenizer, recipe.model.name)
+    if note and is_main:
+        print(note, file=sys.stderr)
+    if resolved.environment_factory is not None:
+        for name, func in environment_rewards(resolved.environment_factory):
+            rewards.names.append(name)
+            rewards.funcs.append(guard_reward(func, None, f"{name}.get_reward"))
+            rewards.gold.append(False)
+            rewards.weights.append(1.0)
+    return MultiTurn(
+        tokenizer,
+        resolved.tools or [],
+        resolved.environment_factory,
+        recipe.generation.max_tool_calling_iterations,
+        max_new_tokens,
+        tokenizer.eos_token_id,
+        any_process,
+    )

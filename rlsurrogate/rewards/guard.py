@@ -80,10 +80,12 @@ class GuardedReward:
     completion. `None` stays allowed (TRL: "not applicable"). Picklable as long as the wrapped reward is.
     """
 
-    def __init__(self, func: Callable[..., list[float | None]], timeout_s: float | None = None):
+    def __init__(
+        self, func: Callable[..., list[float | None]], timeout_s: float | None = None, name: str | None = None
+    ):
         self.func = func
         self.timeout_s = timeout_s
-        self.__name__ = getattr(func, "__name__", type(func).__name__)
+        self.__name__ = name or getattr(func, "__name__", type(func).__name__)
         self.version = getattr(func, "version", None)
 
     def __call__(self, prompts, completions, completion_ids=None, **kwargs):
@@ -138,11 +140,15 @@ class _AsyncGuardedReward(GuardedReward):
         return self._checked(values, prompts, completions)
 
 
-def guard_reward(func: Any, timeout_s: float | None = None) -> Any:
-    """Wraps plain and async reward callables; leaves reward models (nn.Module) and hub ids (str) alone."""
+def guard_reward(func: Any, timeout_s: float | None = None, name: str | None = None) -> Any:
+    """Wraps plain and async reward callables; leaves reward models (nn.Module) and hub ids (str) alone.
+
+    `name` replaces the callable's `__name__` (the metric key and the name in errors), e.g. `Calculator.get_reward`
+    for the reward TRL builds from an environment's `get_reward`."""
     if isinstance(func, str | GuardedReward) or _is_torch_module(func):
         return func
-    return _AsyncGuardedReward(func, timeout_s) if _is_async_callable(func) else GuardedReward(func, timeout_s)
+    cls = _AsyncGuardedReward if _is_async_callable(func) else GuardedReward
+    return cls(func, timeout_s, name)
 
 
 def _call_with_deadline(func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float | None) -> Any:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from rlsurrogate.registry import Registry
-from rlsurrogate.tasks.arithmetic import arithmetic, arithmetic_mixed
+from rlsurrogate.tasks.arithmetic import arithmetic, arithmetic_mixed, arithmetic_tools
 
 __all__ = ["TASKS", "build_task", "task_names"]
 
-TASKS: Registry = Registry("task", {"arithmetic": arithmetic, "arithmetic_mixed": arithmetic_mixed})
+TASKS: Registry = Registry(
+    "task", {"arithmetic": arithmetic, "arithmetic_mixed": arithmetic_mixed, "arithmetic_tools": arithmetic_tools}
+)
 
 
 def build_task(name: str, split: str, num: int, seed: int = 0, **params) -> list[dict]:

@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Mapping
 
-__all__ = ["INSTRUCTION", "MIXED_DIFFICULTY", "arithmetic", "arithmetic_mixed"]
+__all__ = ["INSTRUCTION", "MIXED_DIFFICULTY", "arithmetic", "arithmetic_mixed", "arithmetic_tools"]
 
 INSTRUCTION = "Put the final answer in \\boxed{}."
 # One problem in five goes to the held-out split; the hash makes the assignment independent of the seed.
@@ -107,6 +107,17 @@ def arithmetic_mixed(split: str, num: int, seed: int = 0, chat: bool = True) -> 
         [1, 2, 3]
     """
     return arithmetic(split, num, seed=seed, chat=chat, difficulty=MIXED_DIFFICULTY)
+
+
+def arithmetic_tools(split: str, num: int, seed: int = 0, chat: bool = True) -> list[dict]:
+    """`arithmetic` with two-digit operands: the 135M model rarely adds them in its head, but can with a calculator
+    tool (`rlsurrogate.environments.calculator`, recipe `recipes/tools_cpu.yaml`).
+
+    Example:
+        >>> sorted({row["digits"] for row in arithmetic_tools("train", 10)})
+        [2]
+    """
+    return arithmetic(split, num, seed=seed, chat=chat, difficulty={2: 1.0})
 
 
 def _check_difficulty(difficulty: Mapping[int, float]) -> tuple[list[int], list[float]]:
