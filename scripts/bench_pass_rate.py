@@ -9,7 +9,10 @@ on, so history goes stale). A group is G Bernoulli(p_i) rewards. Every sampler r
 
 Reported per method, mean over seeds: the share of generated groups with signal (0 < passes < G) and groups
 generated per step; for the pass-rate samplers the Brier score of the predicted pass rate against the observed group
-pass rate (the logged `sampling/brier`) and against the hidden p; the final mean hidden pass rate over all prompts.
+pass rate (the logged `sampling/brier`) and against the hidden p, both over the groups the sampler chose (so they
+differ in which prompts they score), and against the hidden p of `--probe` random prompts per step (the same
+prompts for every method: the calibration comparison without a selection effect); the final mean hidden pass rate
+over all prompts.
 Paired over seeds (every method sees the same worlds): the difference to uniform's signal share and, for
 `pass_rate`, the Brier difference to `beta_only` (the same sampler without the shared prior), each with a 95 %
 bootstrap CI over seeds.
@@ -132,17 +135,24 @@ def run(method: str, args: argparse.Namespace, seed: int) -> dict[str, float]:
     sampler = build_sampler(name, params)
     world.sampler = sampler
     sampler.bind(world)
-    brier = []
+    brier, probe = [], []
+    probes = torch.Generator().manual_seed(seed + 3)
     for step in range(args.steps):
         world.step = step
         metrics = sampler.sample(world, world.trl_batch()).metrics
         if "sampling/brier" in metrics:
             brier.append(metrics["sampling/brier"])
+        if hasattr(sampler, "posterior"):  # the same random prompts for every method: no selection effect
+            indices = torch.randperm(args.prompts, generator=probes)[: args.probe].tolist()
+            world.step = step + 1
+            a, b = sampler.posterior(world, indices)
+            probe.append(float((a / (a + b) - world.pass_rate(indices)).square().mean()))
     return {
         "signal_share": world.signal / world.groups,
         "groups_per_step": world.groups / args.steps,
         "brier": statistics.fmean(brier) if brier else math.nan,
         "brier_true": statistics.fmean(world.brier_true) if world.brier_true else math.nan,
+        "brier_probe": statistics.fmean(probe) if probe else math.nan,
         "final_pass_rate": float(world.pass_rate().mean()),
     }
 
@@ -167,6 +177,7 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=3.0, help="std of the difficulty (logit units)")
     parser.add_argument("--drift", type=float, default=2.0, help="skill gained over the run (logit units)")
     parser.add_argument("--learn", type=float, default=0.5, help="logit gained per signal group of a prompt")
+    parser.add_argument("--probe", type=int, default=32, help="random prompts whose prediction is scored per step")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--quick", action="store_true", help="3 seeds, 12 steps")
     args = parser.parse_args()
@@ -180,12 +191,14 @@ def main() -> None:
         return [r[key] for r in results[method]]
 
     print(f"{args.seeds} seeds x {args.steps} steps, {args.prompts} prompts, {args.batch} x G={args.group} per step")
-    print(f"{'method':<14}{'signal share':>14}{'groups/step':>13}{'Brier obs':>11}{'Brier p':>9}{'final p':>9}")
+    print(
+        f"{'method':<14}{'signal share':>14}{'groups/step':>13}{'Brier obs':>11}{'Brier p':>9}{'probe':>8}{'final p':>9}"
+    )
     for m in methods:
         means = {k: statistics.fmean(column(m, k)) for k in results[m][0]}
         print(
             f"{m:<14}{means['signal_share']:>14.3f}{means['groups_per_step']:>13.1f}{means['brier']:>11.4f}"
-            f"{means['brier_true']:>9.4f}{means['final_pass_rate']:>9.3f}"
+            f"{means['brier_true']:>9.4f}{means['brier_probe']:>8.4f}{means['final_pass_rate']:>9.3f}"
         )
     summary: dict[str, Any] = {
         "seeds": args.seeds,
@@ -194,6 +207,7 @@ def main() -> None:
         "final_pass_rate": {m: statistics.fmean(column(m, "final_pass_rate")) for m in methods},
         "brier": {m: statistics.fmean(column(m, "brier")) for m in methods if m in PREDICTING},
         "brier_true": {m: statistics.fmean(column(m, "brier_true")) for m in methods if m in PREDICTING},
+        "brier_probe": {m: statistics.fmean(column(m, "brier_probe")) for m in methods if m in PREDICTING},
     }
     if "uniform" in methods:
         summary["paired_signal_gain_vs_uniform"] = {
@@ -206,7 +220,8 @@ def main() -> None:
             print(f"  {m:<14}{ci['mean']:+.3f} [{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]")
     if "pass_rate" in methods and "beta_only" in methods:
         summary["brier_gain_vs_beta_only"] = {
-            key: paired_ci(column("pass_rate", key), column("beta_only", key)) for key in ("brier", "brier_true")
+            key: paired_ci(column("pass_rate", key), column("beta_only", key))
+            for key in ("brier", "brier_true", "brier_probe")
         }
         print("pass_rate Brier - beta_only Brier, paired (negative: the shared prior predicts better):")
         for key, ci in summary["brier_gain_vs_beta_only"].items():
