@@ -142,14 +142,15 @@ def test_the_shared_prior_moves_an_unseen_prompt_toward_its_neighbours():
 
 
 def test_pooled_prior_against_hand_computed_counts():
-    weights = torch.tensor([[1.0, 0.5], [0.0, 0.0]], dtype=torch.float64)
     S, F = torch.tensor([2.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 2.0], dtype=torch.float64)
-    a, b = pooled_prior(weights, S, F, a0=1.0, b0=1.0, kappa=6.0)  # pooled 2 passes, 1 failure: under kappa
-    torch.testing.assert_close(a, torch.tensor([3.0, 1.0], dtype=torch.float64))
-    torch.testing.assert_close(b, torch.tensor([2.0, 1.0], dtype=torch.float64))
-    a, b = pooled_prior(weights, S, F, a0=1.0, b0=1.0, kappa=1.5)  # capped at 1.5 pseudo-completions
-    torch.testing.assert_close(a, torch.tensor([2.0, 1.0], dtype=torch.float64))
-    torch.testing.assert_close(b, torch.tensor([1.5, 1.0], dtype=torch.float64))
+    r = 2.0 / 2.1  # each neighbour's weight r_j = N_j / (N_j + nu), nu = 0.1
+    weights = torch.tensor([[1.0, 0.5], [0.0, 0.0], [0.2, 0.1]], dtype=torch.float64)
+    a, b = pooled_prior(weights, S, F, a0=1.0, b0=1.0, kappa=6.0)
+    # row 0: neighbour mass 1.5 r >= 1, so the full kappa at the mean 2/3; row 1: no neighbours, the base prior;
+    # row 2: mass 0.3 r < 1 scales kappa down, same mean
+    k = 6.0 * 0.3 * r
+    torch.testing.assert_close(a, torch.tensor([1 + 4.0, 1.0, 1 + k * 2 / 3], dtype=torch.float64))
+    torch.testing.assert_close(b, torch.tensor([1 + 2.0, 1.0, 1 + k / 3], dtype=torch.float64))
 
 
 def test_bandwidth_is_local_when_features_explain_the_pass_rate_and_global_with_too_few_prompts():
