@@ -13,8 +13,9 @@ latent success rate with a temporal decay, so the posterior follows the moving p
     S_i <- lambda^(t - t_i) S_i + k_i,    F_i <- lambda^(t - t_i) F_i + (n_i - k_i),    t_i <- t         (1)
     p_i ~ Beta(a_i + S_i, b_i + F_i)                                                                    (2)
 
-MoPPS writes (1)-(2) as alpha <- lambda alpha + (1 - lambda) alpha_0 + k, the same recursion on alpha - alpha_0.
-Deviation: here every prompt's evidence fades with each generation, seen or not (lazily, through t_i).
+MoPPS's discounted update alpha <- lambda alpha + (1 - lambda) alpha_0 + k (our reading of the paper; equation numbers
+not checked) is the same recursion on alpha - alpha_0. Deviation: here every prompt's evidence fades with each
+generation, seen or not (lazily, through t_i).
 
 Shared prior (`pass_rate`; the `mopps` ablation keeps a_i = a_0, b_i = b_0 for every prompt): a Gaussian kernel on
 prompt features u (predictive.py's features: pooled policy hidden states, principal directions, unit cube),
@@ -52,8 +53,9 @@ chosen positions are broadcast from process 0.
 
 Metrics, once per generation: `sampling/brier` (mean of (posterior mean before generating - observed group pass
 rate)^2 over the generated groups), `sampling/signal_share` (share of generated groups with signal),
-`sampling/predicted_pass_rate`, `sampling/observed_pass_rate`, `sampling/prior_bandwidth` (l / sqrt(d); inf: global,
-absent for `mopps`), `sampling/prompts_seen`, `sampling/explore_share`, `sampling/surrogate_s`, `sampling/features_s`.
+`sampling/predicted_pass_rate`, `sampling/observed_pass_rate`, `sampling/prior_bandwidth` (l / sqrt(d); not logged
+when l = inf, the global pool, nor for `mopps`), `sampling/prompts_seen`, `sampling/explore_share`,
+`sampling/surrogate_s`, `sampling/features_s`.
 
 Defaults (`rule: expected`, `explore` 0.05, `discount` 0.9, `prior_strength` 4, `pool_factor` 4) were chosen on the
 synthetic harness (scripts/bench_pass_rate.py, seeds 100-119; its reported figures use seeds 0-19): there
