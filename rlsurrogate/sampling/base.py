@@ -2,11 +2,12 @@
 
 A sampler runs one *generation* of RLTrainer (TRL 1.16 generates once every `steps_per_generation` micro-batches)
 as up to `max_rounds` *rounds*. Each round asks the sampler for prompts (`propose`), generates and scores G
-completions for each through TRL's own `_generate_and_score_completions`, and tells the sampler each group's
-within-group variance of the trained reward (`observe`). A filtering sampler keeps only groups with signal
+completions for each through TRL's own `_generate_and_score_completions`, and tells the sampler each completion's
+trained reward and each group's within-group variance (`observe`). A filtering sampler keeps only groups with signal
 (variance > 0) and refills until every process holds its share of groups or the rounds run out. `uniform` is one
-round of TRL's own batch, unchanged; `dynamic` (DAPO's group filter) and `predictive` (a surrogate chooses the
-prompts) live beside this file.
+round of TRL's own batch, unchanged; `dynamic` (DAPO's group filter), `greso` (skips prompts that were flat lately),
+`predictive` (a GP predicts the variance) and `pass_rate` / `mopps` (a Beta posterior on each prompt's pass rate)
+live beside this file.
 
 Design (what makes the result exact and every process agree):
 - **Agreement.** Every decision is a function of what every process holds identically: the rewards TRL gathers
@@ -270,8 +271,19 @@ class Sampler:
         trainer's own batch (round 0 only)."""
         return None
 
-    def observe(self, ctx: SamplingContext, indices: list[int] | None, variances: torch.Tensor) -> None:
-        """The round's `(num_prompts,)` within-group variances of the trained reward, for the proposed indices."""
+    def observe(
+        self,
+        ctx: SamplingContext,
+        indices: list[int] | None,
+        variances: torch.Tensor,
+        rewards: torch.Tensor | None = None,
+    ) -> None:
+        """What the round's groups scored, for the proposed indices (None: TRL's own batch).
+
+        Args:
+            variances: `(num_prompts,)` within-group variance of the trained reward (NaN: nobody scored the group).
+            rewards: `(num_prompts, G)` the trained reward of each completion (NaN where every reward is None).
+        """
 
     def round_metrics(self) -> dict[str, float]:
         """Sampler-specific metrics of the last generation."""
@@ -318,9 +330,10 @@ class Sampler:
             tick = time.perf_counter()
             rnd = ctx.generate(local)
             generating += time.perf_counter() - tick
-            var = group_variance(rnd.scored)  # (P * n,)
+            rewards = group_rewards(total_reward(rnd.scored.rewards_per_func, rnd.scored.reward_weights), G)
+            var = within_group_variance(rewards)  # (P * n,)
             signal = has_signal(var) if self.filters else torch.ones_like(var, dtype=torch.bool)
-            self.observe(ctx, indices, var)
+            self.observe(ctx, indices, var, rewards)
             rounds.append(rnd)
             variances.append(var)
             if self.filters:  # groups are whole on each process (checked above): n groups per process

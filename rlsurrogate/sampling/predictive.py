@@ -71,6 +71,7 @@ __all__ = [
     "acquisition_scores",
     "choose",
     "calibration",
+    "distinct_pool",
 ]
 
 RULES = ("thompson", "ucb")
@@ -201,6 +202,14 @@ def calibration(predicted: torch.Tensor, observed: torch.Tensor) -> dict[str, fl
     return {"predicted": float(p.mean()), "observed": float(o.mean()), "mae": mae, "corr": corr}
 
 
+def distinct_pool(stream: PromptStream, size: int, at_least: int) -> list[int]:
+    """`size` draws of the stream without repeats (a dataset smaller than `size` gives fewer, at least one pass)."""
+    pool = list(dict.fromkeys(stream.draw(size)))
+    while len(pool) < min(at_least, stream.n):
+        pool = list(dict.fromkeys(pool + stream.draw(at_least - len(pool))))
+    return pool
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the sampler
 
@@ -230,7 +239,7 @@ class PredictiveSampling(Sampler):
         assert self.stream is not None, "bind() runs before training"
         if round_index == 0:
             self._generation = {"predicted": [], "observed": [], "explored": [], "surrogate_s": [], "features_s": []}
-        pool = _distinct(self.stream, num_prompts * self.config.pool_factor, num_prompts)
+        pool = distinct_pool(self.stream, num_prompts * self.config.pool_factor, num_prompts)
         U = self._features(ctx, pool)  # (m, d)
         tick = time.perf_counter()
         generator = torch.Generator().manual_seed(ctx.seed * 1_000_003 + self.calls)
@@ -252,7 +261,13 @@ class PredictiveSampling(Sampler):
             chosen = (chosen * math.ceil(num_prompts / len(chosen)))[:num_prompts]
         return chosen
 
-    def observe(self, ctx: SamplingContext, indices: list[int] | None, variances: torch.Tensor) -> None:
+    def observe(
+        self,
+        ctx: SamplingContext,
+        indices: list[int] | None,
+        variances: torch.Tensor,
+        rewards: torch.Tensor | None = None,
+    ) -> None:
         assert indices is not None
         for k, (index, v) in enumerate(zip(indices, variances.tolist(), strict=True)):
             if not math.isfinite(v):
@@ -336,15 +351,3 @@ class PredictiveSampling(Sampler):
             mean = posterior.mean.squeeze(-1)
             cov = posterior.distribution.covariance_matrix
         return mean, cov
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# private helpers
-
-
-def _distinct(stream: PromptStream, size: int, at_least: int) -> list[int]:
-    """`size` draws of the stream without repeats (a dataset smaller than `size` gives fewer, at least one pass)."""
-    pool = list(dict.fromkeys(stream.draw(size)))
-    while len(pool) < min(at_least, stream.n):
-        pool = list(dict.fromkeys(pool + stream.draw(at_least - len(pool))))
-    return pool

@@ -1,7 +1,8 @@
-"""Dynamic sampling through RLTrainer on 2 CPU processes (gloo); each process writes what it decided and trained on.
+"""A sampler through RLTrainer on 2 CPU processes (gloo); each process writes what it decided and trained on.
 
 Launched by `test_distributed.py`:
-    accelerate launch --multi_gpu --num_processes 2 tests/sampling/sampling_distributed.py --out DIR --objective grpo
+    accelerate launch --multi_gpu --num_processes 2 tests/sampling/sampling_distributed.py --out DIR --objective grpo \
+        --sampler dynamic --params '{"max_rounds": 6}'
 Completions are fixed (completion j of a group starts with token 100 + j) and a prompt's reward pattern decides
 whether its group has signal, so which groups must be kept is known.
 """
@@ -67,7 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--objective", default="grpo")
-    parser.add_argument("--max-rounds", type=int, default=6)
+    parser.add_argument("--sampler", default="dynamic")
+    parser.add_argument("--params", default='{"max_rounds": 6}', help="the sampler's settings (JSON)")
     args = parser.parse_args()
 
     model, tokenizer = tiny_model(seed=0)
@@ -100,11 +102,11 @@ def main() -> None:
             train_dataset=dataset,
             processing_class=tokenizer,
             objective=objective,
-            sampler=build_sampler("dynamic", {"max_rounds": args.max_rounds}),
+            sampler=build_sampler(args.sampler, json.loads(args.params)),
         )
         trainer.train()
-    logs = [
-        {k: v for k, v in h.items() if k.startswith("sampling/") and k != "sampling/overhead_s"}
+    logs = [  # every figure but the timings (`*_s`), which differ by process
+        {k: v for k, v in h.items() if k.startswith("sampling/") and not k.endswith("_s")}
         for h in trainer.state.log_history
         if "sampling/rounds" in h
     ]

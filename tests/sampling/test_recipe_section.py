@@ -9,6 +9,8 @@ import pytest
 from rlsurrogate.build import validate
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.sampling.dynamic import DynamicSampling
+from rlsurrogate.sampling.greso import GRESOSampling
+from rlsurrogate.sampling.pass_rate import MoPPSSampling, PassRateSampling
 from rlsurrogate.sampling.predictive import PredictiveSampling
 from rlsurrogate.sampling.uniform import Uniform
 
@@ -46,6 +48,9 @@ def test_without_a_section_the_sampler_is_uniform():
         ({"name": "dynamic", "params": {"max_rounds": 3}}, DynamicSampling, "max_rounds", 3),
         ({"name": "predictive", "params": {"pool_factor": 2, "rule": "ucb"}}, PredictiveSampling, "filters", False),
         ({"name": "predictive", "params": {"filter": True, "max_rounds": 5}}, PredictiveSampling, "max_rounds", 5),
+        ({"name": "pass_rate", "params": {"threshold": 0.5}}, PassRateSampling, "filters", False),
+        ({"name": "mopps", "params": {"discount": 1.0}}, MoPPSSampling, "filters", False),
+        ({"name": "greso", "params": {"max_rounds": 4}}, GRESOSampling, "max_rounds", 4),
     ],
 )
 def test_the_section_builds_its_sampler_with_its_params(sampling, cls, attribute, value):
@@ -67,6 +72,8 @@ def test_an_unknown_sampler_suggests_the_closest_name():
         ({"name": "predictive", "params": {"explore": 1.5}}, "sampling.params.explore = 1.5"),
         ({"name": "predictive", "params": {"pool": 4}}, "sampling.params.pool: unknown for predictive. Valid:"),
         ({"name": "uniform", "params": {"max_rounds": 2}}, "sampling.params.max_rounds: unknown for uniform"),
+        ({"name": "pass_rate", "params": {"discount": 2}}, "sampling.params.discount = 2"),
+        ({"name": "greso", "params": {"p_min": -1}}, "sampling.params.p_min = -1"),
     ],
 )
 def test_bad_params_are_one_line_each(sampling, fragment):

@@ -216,3 +216,26 @@ def test_refuses_a_streamed_dataset(tmp_path, tiny):
             objective=build_objective("grpo"),
             sampler=build_sampler("dynamic"),
         )
+
+
+@pytest.mark.parametrize("name", ["pass_rate", "greso"])
+def test_history_samplers_log_per_step_and_resume_from_their_checkpoint(tmp_path, tiny, name):
+    patterns = ["flat", "signal", "flat"] * 8  # "signal" prompts pass half their completions, "flat" ones all
+    params = {"feature_dims": 3, "basis_prompts": 8} if name == "pass_rate" else {"max_rounds": 3}
+    trainer = _trainer(tmp_path, tiny, patterns, build_sampler(name, params), save_strategy="steps", save_steps=2)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "sampling/rounds" in h]
+    assert len(logged) == 2
+    if name == "pass_rate":
+        assert all(0.0 <= h["sampling/brier"] <= 1.0 and 0.0 <= h["sampling/signal_share"] <= 1.0 for h in logged)
+    saved = json.loads((tmp_path / "checkpoint-2" / STATE_JSON).read_text())
+    assert saved["name"] == name
+    restored = _trainer(tmp_path, tiny, patterns, build_sampler(name, params), max_steps=3)
+    sampler = restored.sampler
+    restored.train(resume_from_checkpoint=True)
+    assert restored.state.global_step == 3
+    if name == "pass_rate":
+        assert sampler.clock == saved["clock"] + 1  # continued from the saved generation count
+        assert {int(i) for i, *_ in saved["evidence"]} <= set(sampler.evidence)
+    else:
+        assert sampler.calls > saved["calls"] and {int(i) for i, *_ in saved["history"]} <= set(sampler.history)
