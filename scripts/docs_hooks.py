@@ -46,6 +46,8 @@ def params_sections() -> list[tuple[str, type, str]]:
     from rlsurrogate.objectives.sso import SSOConfig
     from rlsurrogate.rewards.format_length import FormatLengthConfig
     from rlsurrogate.sampling.dynamic import DynamicConfig
+    from rlsurrogate.sampling.greso import GRESOConfig
+    from rlsurrogate.sampling.pass_rate import PassRateConfig
     from rlsurrogate.sampling.predictive import PredictiveConfig
 
     return [
@@ -54,6 +56,8 @@ def params_sections() -> list[tuple[str, type, str]]:
         ("objective.params", SSOConfig, "`objective.name: sso` (the base objective's params go alongside)."),
         ("sampling.params", DynamicConfig, "`sampling.name: dynamic`."),
         ("sampling.params", PredictiveConfig, "`sampling.name: predictive`."),
+        ("sampling.params", PassRateConfig, "`sampling.name: pass_rate` or `mopps`."),
+        ("sampling.params", GRESOConfig, "`sampling.name: greso`."),
         ("rewards[i].params", FormatLengthConfig, "`format_length` and `length` rewards."),
     ]
 
