@@ -75,6 +75,8 @@ def main() -> None:
         synthetic = pool_of(p, args)
         for m in args.methods:
             runs[m].append(run(synthetic, m, p, args, {}))
+        print(f"pool {p}: " + ", ".join(f"{m} {rs[-1]['best_found']:.3f}/{rs[-1]['hit_rate']:.2f}"
+                                       for m, rs in runs.items()), flush=True)  # fmt: skip
     top_share = SyntheticPoolConfig().top_share
     print(f"held-out pools {args.pools[0]}..{args.pools[-1]} ({len(args.pools)}), {args.budget_queries} queries "
           f"({args.budget_queries * SyntheticPoolConfig().n_val} calls), base rate {top_share:.2f}")  # fmt: skip

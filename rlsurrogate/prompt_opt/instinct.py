@@ -28,9 +28,21 @@ Deviations:
 - Pool methods stop after `duplicate_patience` consecutive picks whose instruction was already scored (each such
   pick is free but still retrains the scorer): small white-box models map many soft prompts to the same instruction.
 - `n_init` defaults to 5 (the paper: 40 of 165 queries), since our benchmark budget is 30 queries.
+- The scorer's initial weights are N(0, 1 / fan_in) (`init="fan_in"`), not INSTINCT's N(0, 1) (`init="normal"`):
+  with N(0, 1) weights on 576-d features the untrained output spreads over about +-170 against scores in [0, 1],
+  and a few hundred Adam steps leave its picks the same whether the observed scores are true or inverted.
+- The scorer sees the pool's features standardised with pool statistics and reduced to `feature_dim` = 32 principal
+  components (`feature_stats="pool"`, `pool_features.PoolFeatureMap`), not the raw features standardised with the
+  observed ones (`feature_stats="observed"`, INSTINCT).
+- nu defaults to `NU_DEFAULT` = 0.1 (INSTINCT: 1), the best of a grid on synthetic pools that are not used for any
+  reported comparison (`scripts/screen_instinct.py`).
 
-Checked: the selection properties of METHODS.md §4.3 (tests); the paper's results are not reproduced (no Vicuna or
-ChatGPT here); `scripts/bench_prompt_opt.py` compares the methods with the embedded 135M model as the black box.
+`search_pool` runs any of `POOL_METHODS` on one fixed pool (`exemplars.ExemplarPromptPool`, or a synthetic one,
+`synthetic.py`) with the same black box and budget of distinct calls.
+
+Checked: the selection properties of METHODS.md §4.3, and that the scorer's picks follow the observed scores (tests);
+the paper's results are not reproduced (no Vicuna or ChatGPT here); `scripts/bench_prompt_opt.py` compares the methods
+with the embedded 135M model as the black box, `scripts/screen_instinct.py` on synthetic pools.
 """
 
 from __future__ import annotations
@@ -59,7 +71,7 @@ METHODS: Registry[Callable[..., None]] = Registry("prompt-optimization method")
 # The methods that search a fixed candidate pool (`search_pool`); "ape" samples its own instructions.
 POOL_METHODS = ("instinct", "random", "gp-bo")
 # NeuralUCB's exploration scale: the best of a grid on synthetic pools (`scripts/screen_instinct.py`).
-NU_DEFAULT = 0.01
+NU_DEFAULT = 0.1
 
 
 @dataclass
