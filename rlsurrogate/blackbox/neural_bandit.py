@@ -23,9 +23,10 @@ Defaults follow INSTINCT's released scripts (`Induction/experiments/run_neural_b
 step, all weights initialised N(0, 1) with a fixed seed (`init="normal"`).
 
 `init="fan_in"` (not INSTINCT's) draws every weight and bias N(0, 1 / fan_in) instead, fan_in = the layer's input
-width (LeCun normal). With N(0, 1) weights the untrained output of a d-input network has a spread of about
-sqrt(d * width / 2) (about 170 at d = 576, width 100) against scores in [0, 1], so a few hundred Adam steps at lr 1e-3
-barely move it and the picks hardly depend on the data; with 1 / fan_in the spread is O(1).
+width (LeCun normal). With N(0, 1) weights the untrained output of a d-input network spreads by up to
+sqrt(d * width / 2) (std 130 measured on standardised 576-d synthetic features, width 100) against scores in [0, 1],
+so a few hundred Adam steps at lr 1e-3 barely move it and the picks hardly depend on the data; with 1 / fan_in the
+spread is O(1) (0.5 on the same features).
 
 Deviations: gradients are taken with `torch.func` (vmap of grad) in chunks instead of INSTINCT's per-sample loop; the
 feature standardisation uses a floor of 1e-6 on the standard deviation (INSTINCT divides by the raw std); the

@@ -29,7 +29,7 @@ Deviations:
   pick is free but still retrains the scorer): small white-box models map many soft prompts to the same instruction.
 - `n_init` defaults to 5 (the paper: 40 of 165 queries), since our benchmark budget is 30 queries.
 - The scorer's initial weights are N(0, 1 / fan_in) (`init="fan_in"`), not INSTINCT's N(0, 1) (`init="normal"`):
-  with N(0, 1) weights on 576-d features the untrained output spreads over about +-170 against scores in [0, 1],
+  with N(0, 1) weights on 576-d features the untrained output has a std of about 130 against scores in [0, 1],
   and a few hundred Adam steps leave its picks the same whether the observed scores are true or inverted.
 - The scorer sees the pool's features standardised with pool statistics and reduced to `feature_dim` = 32 principal
   components (`feature_stats="pool"`, `pool_features.PoolFeatureMap`), not the raw features standardised with the
