@@ -14,7 +14,9 @@ Per run: `best_found` = hidden score of the candidate with the best observed sco
 `hit_rate` = share of the queries after the `n_init` random ones whose candidate is in the pool's top share by hidden
 score (base rate = `top_share`). The last line is JSON.
 
-    python scripts/screen_instinct.py            # ~20 held-out pools, minutes on a 2-core CPU
+    python scripts/screen_instinct.py            # 20 held-out pools; 2-core CPU under load: ~20 min without
+                                                 # instinct-paper (576-d gradients, several times slower)
+    python scripts/screen_instinct.py --nus 0.1 --screen-pools 1000 --screen-seeds 0 --methods instinct random
     python scripts/screen_instinct.py --quick    # a tiny check of the script, well under a minute
 """
 

@@ -213,6 +213,8 @@ def test_optimizer_refuses_a_state_of_another_pool_size(tmp_path):
 
 def test_initial_weights_are_n01_or_scaled_by_fan_in():
     paper, fan_in = NeuralUCB(dim=400, width=200, init="normal"), NeuralUCB(dim=400, width=200, init="fan_in")
+    paper.net.requires_grad_(False)
+    fan_in.net.requires_grad_(False)
     assert abs(float(paper.net[0].weight.std()) - 1.0) < 0.02 and abs(float(paper.net[2].weight.std()) - 1.0) < 0.2
     assert abs(float(fan_in.net[0].weight.std()) * 400**0.5 - 1.0) < 0.02
     assert abs(float(fan_in.net[2].weight.std()) * 200**0.5 - 1.0) < 0.2
