@@ -8,8 +8,9 @@ spread between the pool's best and its median candidate.
 
 Methods:
 - `instinct`, `random`, `gp_bo`: the instruction x exemplar pool (`rlsurrogate.prompt_opt.exemplars`: instructions
-  from INSTINCT's soft-prompt pool and APE samples, each with 0-4 demos from the train split), searched by NeuralUCB
-  on white-box features, at random, and by GP-EI on 10 principal components of the same features;
+  from INSTINCT's soft-prompt pool and APE samples, each with 0-4 demos from the train split), searched through
+  `search_pool` by NeuralUCB on white-box features (pool-standardised, 32 principal components, fan-in initial
+  weights), at random, and by GP-EI on 10 principal components of the same features;
 - `ape`: APE, instructions sampled from the white box (temperature 0.9), no demos, queried in order;
 - `mipro`: dspy.MIPROv2 (auto="light", its documented default; 3 instruction and 6 demo-set candidates), the white
   box as `prompt_model`;
@@ -48,7 +49,7 @@ from rlsurrogate.prompt_opt.chat_server import ChatServer
 from rlsurrogate.prompt_opt.clients import Completion, Usage, generate_chat
 from rlsurrogate.prompt_opt.evaluator import EVAL_TEMPLATE, InstructionEvaluator
 from rlsurrogate.prompt_opt.exemplars import ExemplarConfig, ExemplarPromptPool
-from rlsurrogate.prompt_opt.instinct import INSTINCTConfig, optimize
+from rlsurrogate.prompt_opt.instinct import INSTINCTConfig, optimize, search_pool
 from rlsurrogate.prompt_opt.query_log import Budget, request_key
 from rlsurrogate.prompt_opt.results import plot_best_curves
 from rlsurrogate.prompt_opt.reward import InstructionFeaturizer
@@ -227,11 +228,14 @@ def run_task(task_name: str, model, tokenizer, args, t0: float) -> tuple[list[di
 
 def run_pool_method(method, task, client, generator, pool, seed, args) -> tuple[str, float, list[float]]:
     """INSTINCT / random / GP-BO on the exemplar pool, APE on its own samples; (prompt, val score, best curve)."""
-    queries = args.budget_calls // args.n_val
-    evaluator = InstructionEvaluator(task, client, Budget(max_queries=queries), None, args.answer_tokens)
     config = INSTINCTConfig(n_init=5, seed=seed, train_steps=args.train_steps)
-    source = generator if method == "ape" else pool
-    result = optimize(method.replace("_", "-"), evaluator, source, config, features=None)
+    if method == "ape":
+        queries = args.budget_calls // args.n_val
+        evaluator = InstructionEvaluator(task, client, Budget(max_queries=queries), None, args.answer_tokens)
+        result = optimize("ape", evaluator, generator, config)
+    else:  # the same pool, black box and budget of distinct calls for every pool method
+        name = method.replace("_", "-")
+        result = search_pool(name, pool, task, client, args.budget_calls, config, args.answer_tokens)
     best = result.best
     return (best.instruction, best.score, result.best_curve()) if best else ("", 0.0, [])
 

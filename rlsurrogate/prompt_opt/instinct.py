@@ -28,9 +28,21 @@ Deviations:
 - Pool methods stop after `duplicate_patience` consecutive picks whose instruction was already scored (each such
   pick is free but still retrains the scorer): small white-box models map many soft prompts to the same instruction.
 - `n_init` defaults to 5 (the paper: 40 of 165 queries), since our benchmark budget is 30 queries.
+- The scorer's initial weights are N(0, 1 / fan_in) (`init="fan_in"`), not INSTINCT's N(0, 1) (`init="normal"`):
+  with N(0, 1) weights on 576-d features the untrained output has a std of about 130 against scores in [0, 1],
+  and a few hundred Adam steps leave its picks the same whether the observed scores are true or inverted.
+- The scorer sees the pool's features standardised with pool statistics and reduced to `feature_dim` = 32 principal
+  components (`feature_stats="pool"`, `pool_features.PoolFeatureMap`), not the raw features standardised with the
+  observed ones (`feature_stats="observed"`, INSTINCT).
+- nu defaults to `NU_DEFAULT` = 0.1 (INSTINCT: 1), the best of a grid on synthetic pools that are not used for any
+  reported comparison (`scripts/screen_instinct.py`).
 
-Checked: the selection properties of METHODS.md §4.3 (tests); the paper's results are not reproduced (no Vicuna or
-ChatGPT here); `scripts/bench_prompt_opt.py` compares the methods with the embedded 135M model as the black box.
+`search_pool` runs any of `POOL_METHODS` on one fixed pool (`exemplars.ExemplarPromptPool`, or a synthetic one,
+`synthetic.py`) with the same black box and budget of distinct calls.
+
+Checked: the selection properties of METHODS.md §4.3, and that the scorer's picks follow the observed scores (tests);
+the paper's results are not reproduced (no Vicuna or ChatGPT here); `scripts/bench_prompt_opt.py` compares the methods
+with the embedded 135M model as the black box, `scripts/screen_instinct.py` on synthetic pools.
 """
 
 from __future__ import annotations
@@ -45,13 +57,21 @@ from torch import Tensor
 
 from rlsurrogate.errors import ConfigError
 from rlsurrogate.prompt_opt.candidates import InstructionGenerator
+from rlsurrogate.prompt_opt.clients import DEFAULT_MAX_TOKENS, ChatClient
 from rlsurrogate.prompt_opt.evaluator import Evaluation, InstructionEvaluator
-from rlsurrogate.prompt_opt.query_log import BudgetExhausted
+from rlsurrogate.prompt_opt.pool_features import PoolFeatureMap
+from rlsurrogate.prompt_opt.query_log import Budget, BudgetExhausted
+from rlsurrogate.prompt_opt.tasks import Task
 from rlsurrogate.registry import Registry
 
-__all__ = ["METHODS", "INSTINCTConfig", "OptimizationResult", "optimize", "make_neural_ucb"]
+__all__ = ["METHODS", "POOL_METHODS", "NU_DEFAULT", "INSTINCTConfig", "OptimizationResult", "optimize", "search_pool",
+           "make_neural_ucb"]  # fmt: skip
 
 METHODS: Registry[Callable[..., None]] = Registry("prompt-optimization method")
+# The methods that search a fixed candidate pool (`search_pool`); "ape" samples its own instructions.
+POOL_METHODS = ("instinct", "random", "gp-bo")
+# NeuralUCB's exploration scale: the best of a grid on synthetic pools (`scripts/screen_instinct.py`).
+NU_DEFAULT = 0.1
 
 
 @dataclass
@@ -59,8 +79,25 @@ class INSTINCTConfig:
     """Knobs of the optimizer loop (defaults: INSTINCT's induction scripts unless the help says otherwise)."""
 
     n_init: int = field(default=5, metadata={"help": "Random queries before the scorer is used (paper 40 of 165)."})
-    nu: float = field(default=1.0, metadata={"help": "NeuralUCB exploration scale nu (INSTINCT .sh: 1)."})
+    nu: float = field(
+        default=NU_DEFAULT,
+        metadata={"help": "NeuralUCB exploration scale nu (INSTINCT .sh: 1; ours: screened on synthetic pools)."},
+    )
     lam: float = field(default=0.1, metadata={"help": "NeuralUCB regularisation lambda (INSTINCT .sh: 0.1)."})
+    init: str = field(
+        default="fan_in",
+        metadata={"help": "Scorer's initial weights: 'fan_in' N(0, 1/fan_in) (ours) or 'normal' N(0, 1) (INSTINCT)."},
+    )
+    feature_stats: str = field(
+        default="pool",
+        metadata={
+            "help": "'pool': standardise with pool statistics, then PCA (ours); 'observed': raw features standardised "
+            "with the observed ones' statistics (INSTINCT)."
+        },
+    )
+    feature_dim: int = field(
+        default=32, metadata={"help": "Principal components the scorer sees with feature_stats 'pool' (0 = all)."}
+    )
     hidden: int = field(default=100, metadata={"help": "Width of the scorer's hidden layer (INSTINCT: 100)."})
     train_steps: int = field(default=1000, metadata={"help": "Adam steps per refit (INSTINCT .sh: 1000)."})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the scorer (INSTINCT: 1e-3)."})
@@ -79,6 +116,14 @@ class INSTINCTConfig:
             problems.append(f"instinct.n_init = {self.n_init}: must be >= 1 (the scorer needs data).")
         if self.nu < 0 or self.lam <= 0:
             problems.append(f"instinct.nu = {self.nu}, lam = {self.lam}: need nu >= 0 and lam > 0.")
+        if self.init not in ("fan_in", "normal"):
+            problems.append(f"instinct.init = {self.init!r}: must be 'fan_in' (ours) or 'normal' (INSTINCT).")
+        if self.feature_stats not in ("pool", "observed"):
+            problems.append(
+                f"instinct.feature_stats = {self.feature_stats!r}: must be 'pool' (ours) or 'observed' (INSTINCT)."
+            )
+        if self.feature_dim < 0:
+            problems.append(f"instinct.feature_dim = {self.feature_dim}: must be >= 0 (0 keeps every coordinate).")
         if min(self.hidden, self.train_steps, self.ape_oversample, self.duplicate_patience) < 1 or self.lr <= 0:
             problems.append("instinct.hidden, train_steps, ape_oversample, duplicate_patience must be >= 1; lr > 0.")
         if problems:
@@ -149,8 +194,44 @@ def make_neural_ucb(dim: int, config: INSTINCTConfig) -> Any:
 
     return NeuralUCB(
         dim, nu=config.nu, lam=config.lam, width=config.hidden, train_steps=config.train_steps, lr=config.lr,
-        n_eval=None, seed=config.seed,
+        n_eval=None, init=config.init, standardise=config.feature_stats == "observed", seed=config.seed,
     )  # fmt: skip
+
+
+def search_pool(
+    method: str,
+    pool: Any,
+    task: Task,
+    client: ChatClient,
+    budget_calls: int,
+    config: INSTINCTConfig | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> OptimizationResult:
+    """One pool method on a fixed candidate pool with a budget of distinct black-box calls.
+
+    Every method of `POOL_METHODS` sees the same candidates (`pool`: an `ExemplarPromptPool` or anything with its
+    `Z`, `generate`, `cached_instruction` and `pool_features`), the same black box and the same budget: one query
+    scores a candidate on the task's validation split, `n_val` distinct calls; a repeated prompt costs nothing.
+
+    Args:
+        method: one of `POOL_METHODS`.
+        pool: the candidates.
+        task: the task (its validation split is what a query costs).
+        client: the black box.
+        budget_calls: distinct black-box calls the search may spend (rounded down to whole queries).
+        config: loop settings (its seed picks the random queries and the scorer's initial weights).
+        max_tokens: answer length cap per call.
+
+    Example:
+        >>> result = search_pool("instinct", pool, task, client, budget_calls=96)  # doctest: +SKIP
+    """
+    if method not in POOL_METHODS:
+        raise ConfigError(f"method = {method!r}: pool methods are {list(POOL_METHODS)}; 'ape' samples its own.")
+    n_val = len(task.split()[1])
+    if budget_calls < n_val:
+        raise ConfigError(f"budget_calls = {budget_calls}: one query costs n_val = {n_val} calls; give at least that.")
+    evaluator = InstructionEvaluator(task, client, Budget(max_queries=budget_calls // n_val), None, max_tokens)
+    return optimize(method, evaluator, pool, config)
 
 
 # ---- methods ----------------------------------------------------------------------------------------------------
@@ -159,6 +240,8 @@ def make_neural_ucb(dim: int, config: INSTINCTConfig) -> Any:
 @METHODS.register("instinct")
 def _instinct(state: _PoolState, config: INSTINCTConfig, *, features: Tensor | None, bandit_factory: Any) -> None:
     H = (features if features is not None else state.generator.pool_features()).double()  # (N, hidden)
+    if config.feature_stats == "pool":
+        H = PoolFeatureMap(H, config.feature_dim)(H)  # (N, feature_dim)
     bandit = bandit_factory(H.shape[1], config)
     for i in state.random_order()[: config.n_init]:
         if i not in state.excluded:

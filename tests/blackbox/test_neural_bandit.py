@@ -209,3 +209,25 @@ def test_optimizer_refuses_a_state_of_another_pool_size(tmp_path):
     NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], n_domain=16, **kw).save(tmp_path / "state.pt")
     with pytest.raises(ConfigError, match="n_domain=16"):
         NeuralUCBOptimizer([[0.0, 0.0], [1.0, 1.0]], n_domain=32, **kw).load(tmp_path / "state.pt")
+
+
+def test_initial_weights_are_n01_or_scaled_by_fan_in():
+    paper, fan_in = NeuralUCB(dim=400, width=200, init="normal"), NeuralUCB(dim=400, width=200, init="fan_in")
+    paper.net.requires_grad_(False)
+    fan_in.net.requires_grad_(False)
+    assert abs(float(paper.net[0].weight.std()) - 1.0) < 0.02 and abs(float(paper.net[2].weight.std()) - 1.0) < 0.2
+    assert abs(float(fan_in.net[0].weight.std()) * 400**0.5 - 1.0) < 0.02
+    assert abs(float(fan_in.net[2].weight.std()) * 200**0.5 - 1.0) < 0.2
+    with pytest.raises(ConfigError, match="init = 'xavier'"):
+        NeuralUCB(dim=3, init="xavier")
+
+
+def test_standardise_false_feeds_the_features_as_given():
+    X = torch.randn(20, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    own, given = NeuralUCB(dim=4, width=8, train_steps=0), NeuralUCB(dim=4, width=8, train_steps=0, standardise=False)
+    before_own, before_given = own.predict(X)[0], given.predict(X)[0]
+    for bandit in (own, given):  # observations far from the candidates: shifts the observed statistics only
+        bandit.update(X[0] + 50.0, 0.0)
+        bandit.update(X[1] - 50.0, 1.0)
+    torch.testing.assert_close(given.predict(X)[0], before_given)
+    assert not torch.allclose(own.predict(X)[0], before_own)

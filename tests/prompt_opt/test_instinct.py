@@ -11,6 +11,7 @@ import torch
 from rlsurrogate.prompt_opt.clients import Completion, Usage
 from rlsurrogate.prompt_opt.evaluator import InstructionEvaluator
 from rlsurrogate.prompt_opt.instinct import METHODS, INSTINCTConfig, optimize
+from rlsurrogate.prompt_opt.pool_features import PoolFeatureMap
 from rlsurrogate.prompt_opt.query_log import Budget, QueryLog
 from rlsurrogate.prompt_opt.tasks import Example, Task
 
@@ -131,8 +132,9 @@ def test_instinct_loop_feeds_every_observation_to_the_scorer_and_excludes_what_i
     for _, i, exclude in selects:
         assert i not in exclude and exclude >= seen
         seen.add(i)
+    mapped = PoolFeatureMap(gen.H, config.feature_dim)(gen.H)  # the scorer sees the pool-standardised PCA features
     for _, h, value in updates:  # each update carries a candidate's own feature and its instruction's score
-        assert value == evaluator.results[gen.instructions[int(_row(gen.H, h))]].score
+        assert value == evaluator.results[gen.instructions[int(_row(mapped, h))]].score
 
 
 def _row(H, h):
