@@ -260,8 +260,10 @@ def _resolve(recipe: Recipe, broken: set[str], num_processes: int | None = None)
 
 def vllm_engine_kwargs(recipe: Recipe) -> dict[str, Any]:
     """Arguments a colocated vLLM engine gets beyond TRL's (`trl_compat.vllm_engine_overrides`): on a CPU build of
-    vLLM no torch.compile unless asked (`generation.vllm_enforce_eager`) and a KV cache of
-    `generation.vllm_kv_cache_gib`; on a GPU only an explicit `vllm_enforce_eager: true`."""
+    vLLM the trainer's dtype (vLLM's "auto" runs an fp32 checkpoint in 16-bit: log-probs 0.1-0.3 nats off the
+    trainer's and half the greedy completions different on the quickstart), no torch.compile unless asked
+    (`generation.vllm_enforce_eager`) and a KV cache of `generation.vllm_kv_cache_gib`; on a GPU only an explicit
+    `vllm_enforce_eager: true` (TRL's engine dtype stays vLLM's choice there)."""
     gen = recipe.generation
     if not gen.use_vllm or gen.vllm_mode != "colocate":
         return {}
@@ -271,6 +273,7 @@ def vllm_engine_kwargs(recipe: Recipe) -> dict[str, Any]:
         kwargs["enforce_eager"] = True
     if on_cpu:
         kwargs["kv_cache_memory_bytes"] = int(gen.vllm_kv_cache_gib * 2**30)
+        kwargs["dtype"] = recipe.model.dtype
     return kwargs
 
 

@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 MODEL = "smollm2-135m-instruct"
+# Two tokens whose log-probabilities differ by less than this are a tie for greedy decoding in fp32: vLLM's and
+# transformers' kernels differ by ~4e-5 nats per position on a prompt.
+TIE_NATS = 1e-2
 
 
 def main() -> None:
@@ -64,6 +67,10 @@ def main() -> None:
     greedy_vllm, greedy_hf = _vllm_greedy(llm, eval_ids), _hf_greedy(model, tokenizer, eval_ids)
     equal = [a == b for a, b in zip(greedy_vllm, greedy_hf)]
     first_token_equal = [a[:1] == b[:1] for a, b in zip(greedy_vllm, greedy_hf)]
+    gaps = _divergence_gaps(model, tokenizer.eos_token_id, eval_ids, greedy_vllm, greedy_hf)
+    single = [_hf_greedy(model, tokenizer, [ids])[0] for ids in eval_ids]  # transformers without padding
+    hf_self_equal = [a == b for a, b in zip(single, greedy_hf)]
+    vllm_vs_single = [a == b for a, b in zip(greedy_vllm, single)]
 
     rows = [
         ("engine start (s)", engine_start_s, None),
@@ -83,15 +90,23 @@ def main() -> None:
     for name, ours, theirs in rows:
         ratio = f"{theirs / ours:8.2f}" if theirs and ours else f"{'':8s}"
         print(f"{name:34s} {ours:9.2f} {theirs if theirs is not None else float('nan'):9.2f} {ratio}")
-    print(f"greedy completions equal: {sum(equal)}/{len(equal)} (first token equal: {sum(first_token_equal)})")
+    print(f"greedy completions equal, vLLM vs HF batched (the evaluation): {sum(equal)}/{len(equal)} "
+          f"(first token equal: {sum(first_token_equal)}); vLLM vs HF one prompt at a time: "
+          f"{sum(vllm_vs_single)}/{len(equal)}; HF batched vs HF one at a time: {sum(hf_self_equal)}/{len(equal)}")
+    print(f"where vLLM and HF part, HF's log-prob gap between the two tokens: {[round(g, 5) for g in gaps]}")
     for a, b in [(a, b) for a, b, e in zip(greedy_vllm, greedy_hf, equal) if not e][:3]:
-        cut = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        cut = _first_difference(a, b)
         ours, theirs = tokenizer.decode(a[cut : cut + 8]), tokenizer.decode(b[cut : cut + 8])
         print(f"  differ at token {cut}: vLLM {ours!r} | HF {theirs!r}")
     result = {
         "rollout_speedup": round(rollout_hf / rollout_vllm, 3),
         "eval_speedup": round(eval_hf / eval_vllm, 3),
         "greedy_equal_share": round(sum(equal) / len(equal), 4),
+        "greedy_equal_share_unpadded": round(sum(vllm_vs_single) / len(equal), 4),
+        "hf_batched_vs_unpadded_equal_share": round(sum(hf_self_equal) / len(equal), 4),
+        "divergences_at_near_ties": sum(g < TIE_NATS for g in gaps),
+        "divergences": len(gaps),
+        "max_divergence_gap_nats": round(max(gaps), 5) if gaps else 0.0,
         "step_time_ratio_vllm_vs_hf": round(step["vllm"] / step["hf"], 3) if step["vllm"] and step["hf"] else None,
         "peak_rss_mb": peak_rss_mb,
         "engine_start_s": round(engine_start_s, 1),
@@ -124,6 +139,7 @@ def _engine(path: str):
         enforce_eager=True,
         kv_cache_memory_bytes=2**30,
         max_num_batched_tokens=4096,
+        dtype="float32",  # the trainer's; vLLM's "auto" would run this fp32 checkpoint in 16-bit
         seed=0,
     )
 
@@ -170,6 +186,27 @@ def _hf_greedy(model, tokenizer, prompt_ids):
 
     generate = hf_generator(lambda: nullcontext(model), tokenizer, 48, torch.device("cpu"))
     return [_until_eos(ids, tokenizer.eos_token_id) for ids in generate(prompt_ids)]
+
+
+def _first_difference(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def _divergence_gaps(model, eos: int, prompt_ids, ours, theirs) -> list[float]:
+    """For each pair of completions that part, |log p(vLLM's token) - log p(HF's token)| under transformers, given
+    the prompt and the shared prefix (a completion that ended has chosen EOS there)."""
+    import torch
+
+    gaps = []
+    for ids, a, b in zip(prompt_ids, ours, theirs):
+        if a == b:
+            continue
+        cut = _first_difference(a, b)
+        with torch.no_grad():
+            logps = model(torch.tensor([ids + a[:cut]])).logits[0, -1].float().log_softmax(-1)
+        token_a, token_b = (a[cut] if cut < len(a) else eos), (b[cut] if cut < len(b) else eos)
+        gaps.append(float((logps[token_a] - logps[token_b]).abs()))
+    return gaps
 
 
 def _median_time(call, repeats: int) -> float:

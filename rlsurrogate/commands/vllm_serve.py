@@ -4,7 +4,9 @@ It is `trl vllm-serve` (TRL 1.16 builds the `vllm serve` command line: `trl/scri
 changes: the model may be an embedded name (converted once, like `rlsurrogate train` does), and vLLM's workers
 get `rlsurrogate.vllm_weights.WeightReloadExtension`, so a trainer without CUDA syncs its weights through a shared
 directory instead of NCCL. On a CPU build of vLLM the NCCL weight-transfer engine is left out, and the KV cache gets
-`--kv-cache-gib` GiB (`VLLM_CPU_KVCACHE_SPACE`; vLLM's own default takes most of the machine's memory).
+`--kv-cache-gib` GiB (`VLLM_CPU_KVCACHE_SPACE`; vLLM's own default takes most of the machine's memory) and the
+weights stay in float32 unless `--dtype` says otherwise (vLLM's "auto" would run an fp32 checkpoint in 16-bit, far
+from the trainer's log-probs).
 
 Example:
     rlsurrogate vllm-serve --model smollm2-135m-instruct --port 8000 --max-model-len 1024
@@ -31,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (the recipe's vllm_server_port)")
     parser.add_argument("--max-model-len", type=int, default=None, help="longest prompt + completion, tokens")
-    parser.add_argument("--dtype", default="auto", help="vLLM dtype (auto: the checkpoint's)")
+    parser.add_argument(
+        "--dtype", default=None, help="vLLM dtype; default: float32 on a CPU (the trainer's), else auto (vLLM picks)"
+    )
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="share of GPU memory (GPU only)")
     parser.add_argument("--kv-cache-gib", type=int, default=1, help="CPU KV cache, GiB (VLLM_CPU_KVCACHE_SPACE)")
     parser.add_argument("--enforce-eager", action="store_true", help="skip torch.compile (faster start, slower steps)")
@@ -49,7 +53,7 @@ def build_command(args: argparse.Namespace, model_path: str, on_cpu: bool) -> li
         host=args.host,
         port=args.port,
         max_model_len=args.max_model_len,
-        dtype=args.dtype,
+        dtype=args.dtype or ("float32" if on_cpu else "auto"),
         gpu_memory_utilization=args.gpu_memory_utilization,
         enforce_eager=args.enforce_eager,
     )

@@ -58,6 +58,7 @@ def engine(model_path):
         distributed_executor_backend="external_launcher",
         enforce_eager=True,
         kv_cache_memory_bytes=2**30,
+        dtype="float32",
         seed=0,
     )
     yield llm
