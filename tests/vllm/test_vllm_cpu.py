@@ -222,14 +222,14 @@ def _assert_evaluation_is_the_final_models(out, base_path):
 
     after = json.loads((out / "eval_after.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(out / "final")
-    ids = _held_out_prompt_ids(tokenizer, after["num_prompts"])  # the evaluation's rows, in dataset order
+    served = [sample["completion"] for sample in after["samples"]]  # the first rows, in dataset order
+    ids = _held_out_prompt_ids(tokenizer, len(served))
 
     def texts(path):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         return [tokenizer.decode(c, skip_special_tokens=True) for c in _hf_greedy(model, tokenizer, ids, 48)]
 
     trained, untrained = texts(out / "final"), texts(base_path)
-    served = [record["completion"] for record in after["completions"]]
     assert sum(s.strip() == t.strip() for s, t in zip(served, trained)) >= len(served) - 1, (served, trained)
     assert sum(s.strip() != u.strip() for s, u in zip(served, untrained)) >= 1, "training did not move the model"
 
