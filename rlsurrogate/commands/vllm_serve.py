@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     env["VLLM_SERVER_DEV_MODE"] = "1"  # /collective_rpc and /reset_prefix_cache live behind vLLM's dev mode
     if on_cpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(args.kv_cache_gib))
+        env.setdefault("VLLM_TARGET_DEVICE", "cpu")
     print("rlsurrogate vllm-serve:", shlex.join(["vllm", *command[command.index("serve") :]]), flush=True)
     if args.dry_run:
         print(json.dumps({"on_cpu": on_cpu, "command": command}))
@@ -103,8 +104,8 @@ def _vllm_cli() -> None:
         if name == "vllm":
             try:
                 return version("vllm")
-            except metadata.PackageNotFoundError:
-                return version("vllm-cpu")
+            except metadata.PackageNotFoundError:  # as vllm.platforms.vllm_version_matches_substr reads it
+                return version("vllm-cpu") + "+cpu"
         return version(name)
 
     metadata.version = vllm_version
