@@ -39,7 +39,7 @@ def scripted(monkeypatch):
         return {"step": step, "num_prompts": 4, "metrics": metrics, "samples": [], "completions": [], "wall_s": 0.1}
 
     monkeypatch.setattr(eval_callback, "evaluate", fake_evaluate)
-    monkeypatch.setattr(eval_callback, "trainer_generator", lambda trainer, n: None)
+    monkeypatch.setattr(eval_callback, "trainer_generator", lambda trainer, n, **kwargs: None)
     monkeypatch.setattr(eval_callback, "_log", lambda trainer, logs: trainer.logged.append(logs))
     return script
 
