@@ -33,7 +33,10 @@ def scripted(monkeypatch):
     """Evaluations return scripted metrics, one per call: (trained reward, gold accuracy)."""
     script: list[tuple[float, float]] = []
 
-    def fake_evaluate(rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress, step, trainer_state):
+    def fake_evaluate(
+        rows, generate, tokenizer, rewards, max_new_tokens, batch_size, progress, step, trainer_state, multi_turn=None
+    ):
+        assert multi_turn is None  # single-turn runs evaluate without the tool loop
         hack, accuracy = script.pop(0)
         metrics = {"hack": hack, "accuracy": accuracy, "boxed_rate": hack, "mean_length": 20.0, "clipped_share": 0.0}
         return {"step": step, "num_prompts": 4, "metrics": metrics, "samples": [], "completions": [], "wall_s": 0.1}
