@@ -227,7 +227,9 @@ def _train(steps: int, use_vllm: bool) -> tuple[float, int]:
                     f"output_dir={out}"):  # fmt: skip
         args += ["--set", setting]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    run = subprocess.run(args, capture_output=True, text=True)
+    rendezvous = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # the in-process engine's
+    env = {k: v for k, v in os.environ.items() if k not in rendezvous}
+    run = subprocess.run(args, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         sys.exit(f"training ({'vLLM' if use_vllm else 'HF'}) failed:\n{(run.stdout + run.stderr)[-3000:]}")
     summary = json.loads(run.stdout.strip().splitlines()[-1])
