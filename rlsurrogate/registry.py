@@ -1,14 +1,20 @@
-"""One small registry: `register(name)` decorator, `get(name)`, `names()`; used for rewards, objectives, optimizers."""
+"""One small registry: `register(name)` decorator, `get(name)`, `names()`; used for rewards, objectives, optimizers.
+Also the one importer of user files named by path (`file.py:name` in a recipe: rewards, tools, environments)."""
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Generic, TypeVar
 
 from rlsurrogate.errors import ConfigError
 
-__all__ = ["Registry", "did_you_mean"]
+__all__ = ["Registry", "did_you_mean", "import_file_module"]
 
 T = TypeVar("T")
 
@@ -53,3 +59,39 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+
+def import_file_module(
+    location: str, module_prefix: str, announce: str | None = None
+) -> tuple[ModuleType | None, str]:
+    """Imports the Python file at `location` once per process; returns (module, "") or (None, one-line problem).
+
+    The module is named `module_prefix` + the file's stem + a hash of its resolved path, and registered in
+    `sys.modules` before it runs, so functions and classes defined there pickle by reference. `announce`, if given,
+    is printed to stderr before the file's code runs, so a file that blocks at import is not a silent hang.
+    """
+    path = Path(location)
+    if not path.is_file():
+        return None, (
+            f"file {location} not found (paths are relative to the working directory {Path.cwd()}); fix the path or "
+            "run from the directory that contains it."
+        )
+    resolved = path.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+    stem = "".join(ch if ch.isalnum() else "_" for ch in resolved.stem)
+    name = f"{module_prefix}{stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name], ""
+    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        return None, f"cannot load {location} as a Python module."
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    if announce:
+        print(announce, file=sys.stderr, flush=True)
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
+        del sys.modules[name]
+        return None, f"importing {location} failed: {type(err).__name__}: {err}"
+    return module, ""

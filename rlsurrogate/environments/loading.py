@@ -17,20 +17,17 @@ abandoned on timeout (a thread cannot be killed), as the reward guard does.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.util
 import inspect
 import os
-import sys
 import threading
 import types
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from rlsurrogate.errors import RLSurrogateError
-from rlsurrogate.registry import did_you_mean
+from rlsurrogate.registry import did_you_mean, import_file_module
 
 __all__ = [
     "EnvironmentFailure",
@@ -244,29 +241,7 @@ def _init_problems(cls: type, params: Mapping[str, Any], where: str) -> list[str
 
 
 def _load_file(location: str) -> tuple[types.ModuleType | None, str]:
-    path = Path(location)
-    if not path.is_file():
-        return None, (
-            f"file {location} not found (paths are relative to the working directory {Path.cwd()}); fix the path or "
-            "run from the directory that contains it."
-        )
-    resolved = path.resolve()
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-    stem = "".join(ch if ch.isalnum() else "_" for ch in resolved.stem)
-    name = f"{_FILE_MODULE_PREFIX}{stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name], ""
-    module_spec = importlib.util.spec_from_file_location(name, resolved)
-    if module_spec is None or module_spec.loader is None:
-        return None, f"cannot load {location} as a Python module."
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module  # registered first so classes defined there pickle by reference
-    try:
-        module_spec.loader.exec_module(module)
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
-        del sys.modules[name]
-        return None, f"importing {location} failed: {type(err).__name__}: {err}"
-    return module, ""
+    return import_file_module(location, _FILE_MODULE_PREFIX)
 
 
 def _import_module(location: str) -> tuple[types.ModuleType | None, str]:

@@ -23,7 +23,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from rlsurrogate.errors import ConfigError
-from rlsurrogate.registry import did_you_mean
+from rlsurrogate.registry import did_you_mean, import_file_module
 from rlsurrogate.rewards.builtin import REWARDS
 from rlsurrogate.rewards.remote import make_remote_reward
 from rlsurrogate.rewards.reward_model import RM_PREFIX, make_reward_model
@@ -196,31 +195,8 @@ def _resolve(spec: str) -> tuple[Any | None, str, list[str]]:
 
 
 def _load_file(spec: str, location: str) -> tuple[ModuleType | None, str]:
-    path = Path(location)
-    if not path.is_file():
-        return None, (
-            f"reward {spec!r}: file {location} not found (paths are relative to the working directory "
-            f"{Path.cwd()}); fix the path or run from the directory that contains it."
-        )
-    resolved = path.resolve()
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-    stem = "".join(ch if ch.isalnum() else "_" for ch in resolved.stem)
-    name = f"{_FILE_MODULE_PREFIX}{stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name], ""
-    module_spec = importlib.util.spec_from_file_location(name, resolved)
-    if module_spec is None or module_spec.loader is None:
-        return None, f"reward {spec!r}: cannot load {location} as a Python module."
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module  # registered first so functions and classes defined there pickle by reference
-    # A reward file runs user code at import; name it first, so a file that blocks is not a silent hang.
-    print(f"importing reward file {location}", file=sys.stderr, flush=True)
-    try:
-        module_spec.loader.exec_module(module)
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure in user code becomes one recipe problem
-        del sys.modules[name]
-        return None, f"reward {spec!r}: importing {location} failed: {type(err).__name__}: {err}"
-    return module, ""
+    module, problem = import_file_module(location, _FILE_MODULE_PREFIX, f"importing reward file {location}")
+    return module, problem and f"reward {spec!r}: {problem}"
 
 
 def _import_module(spec: str, location: str) -> tuple[ModuleType | None, str]:
